@@ -1,0 +1,82 @@
+//! The `edge-session` command: parses flags and config, then hands over to
+//! the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use edge_session::config::Config;
+use edge_session::server::{self, ServerSettings};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(version, about = "A WebAssembly edge session runtime")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the routes of a config file.
+    Serve {
+        /// The TOML config file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Listen on this address instead of the config's `listen`
+        /// (port 0 picks a free port).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Serve { config, listen } => serve(&config, listen),
+    }
+}
+
+fn serve(path: &PathBuf, listen: Option<std::net::SocketAddr>) -> ExitCode {
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("error: invalid config {}: {error}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    let result = tokio::runtime::Runtime::new()
+        .map_err(anyhow::Error::from)
+        .and_then(|tokio| {
+            tokio.block_on(async {
+                let runtime = Arc::new(config.build_runtime()?);
+                let address = listen.unwrap_or(config.listen);
+                let listener = tokio::net::TcpListener::bind(address)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot listen on {address}: {e}"))?;
+                // Tests and scripts read this line to find the port.
+                println!("listening on http://{}", listener.local_addr()?);
+                server::serve(
+                    runtime,
+                    listener,
+                    ServerSettings::default(),
+                    server::shutdown_signal(),
+                )
+                .await
+            })
+        });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,480 @@
+//! The TOML config file of `edge-session serve`.
+//!
+//! Every problem is reported with the path of the field at fault (for
+//! example `routes[1].default_ttl`) and, for syntax errors, the line. Paths
+//! in the file are relative to the file's directory. The README has the full
+//! reference; `guest/demo.toml` is a working example.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::artifact_cache::ArtifactCache;
+use crate::engine::EngineSettings;
+use crate::guest::GuestLimits;
+use crate::runtime::{RouteSessions, RouteSpec, Runtime};
+use crate::store::{Durability, EmbeddedConfig, EmbeddedStore, SessionStore};
+
+const MIB: usize = 1024 * 1024;
+
+/// A config problem: the field at fault and what is wrong with it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "`{}`: {}", self.field, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn error(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// A parsed and validated config file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address of the public HTTP listener.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    #[serde(default)]
+    pub engine: EngineSection,
+    #[serde(default)]
+    pub store: StoreSection,
+    pub routes: Vec<RouteSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineSection {
+    /// Guest instances that may run at once, over all routes.
+    pub max_instances: u32,
+    /// Directory for precompiled components; defaults to the user's cache
+    /// directory (`~/.cache/edge-session/components`).
+    pub cache_dir: Option<PathBuf>,
+    /// Set to false to compile components at every start.
+    pub cache: bool,
+}
+
+impl Default for EngineSection {
+    fn default() -> Self {
+        Self {
+            max_instances: EngineSettings::default().max_instances,
+            cache_dir: None,
+            cache: true,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    #[default]
+    Embedded,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    pub backend: Backend,
+    /// Largest session guests may write, in bytes of JSON text.
+    pub max_session_bytes: usize,
+    pub embedded: EmbeddedSection,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        Self {
+            backend: Backend::Embedded,
+            max_session_bytes: 128 * 1024,
+            embedded: EmbeddedSection::default(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DurabilityMode {
+    Buffered,
+    Fsync,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmbeddedSection {
+    pub path: PathBuf,
+    pub durability: DurabilityMode,
+    #[serde(deserialize_with = "duration")]
+    pub sync_interval: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub sweep_interval: Duration,
+    pub cache_mib: u64,
+}
+
+impl Default for EmbeddedSection {
+    fn default() -> Self {
+        let defaults = EmbeddedConfig::new("");
+        Self {
+            path: PathBuf::from("data/sessions"),
+            durability: DurabilityMode::Buffered,
+            sync_interval: Duration::from_secs(1),
+            sweep_interval: defaults.sweep_interval,
+            cache_mib: defaults.cache_bytes / MIB as u64,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSection {
+    /// Path prefix: `/` or `/a[/b…]`, no trailing slash.
+    pub prefix: String,
+    /// The component (`.wasm`) serving the route.
+    pub component: PathBuf,
+    /// Session namespace; without one, the route has no session access.
+    pub namespace: Option<String>,
+    #[serde(default = "default_ttl", deserialize_with = "duration")]
+    pub default_ttl: Duration,
+    #[serde(default = "max_ttl", deserialize_with = "duration")]
+    pub max_ttl: Duration,
+    #[serde(default = "default_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+    #[serde(default = "default_memory_mib")]
+    pub max_memory_mib: usize,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_ttl() -> Duration {
+    Duration::from_secs(30 * 60)
+}
+fn max_ttl() -> Duration {
+    Duration::from_secs(30 * 24 * 3600)
+}
+fn default_timeout() -> Duration {
+    GuestLimits::default().timeout
+}
+fn default_memory_mib() -> usize {
+    GuestLimits::default().max_memory_bytes / MIB
+}
+
+/// Reads durations such as "30m", "1h 30m", "500ms".
+fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    humantime::parse_duration(&text).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "{e} (write durations like \"30s\", \"15m\", \"2h\")"
+        ))
+    })
+}
+
+impl Config {
+    /// Reads, parses and validates a config file; relative paths in it are
+    /// resolved against its directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| error("", format!("cannot read {}: {e}", path.display())))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, base)
+    }
+
+    /// Parses and validates config text; relative paths resolve against `base`.
+    pub fn parse(text: &str, base: &Path) -> Result<Self, ConfigError> {
+        let deserializer = toml::Deserializer::parse(text).map_err(|e| syntax_error(text, &e))?;
+        let mut config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let path = e.path().to_string();
+            let message = e.into_inner().message().to_owned();
+            // serde reports a missing field at its parent; name the field itself.
+            let missing = message
+                .strip_prefix("missing field `")
+                .and_then(|m| m.strip_suffix('`'));
+            let field = match (path.as_str(), missing) {
+                (".", Some(name)) => name.to_owned(),
+                (".", None) => String::new(),
+                (parent, Some(name)) => format!("{parent}.{name}"),
+                (parent, None) => parent.to_owned(),
+            };
+            error(field, message)
+        })?;
+        config.resolve_paths(base);
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        self.store.embedded.path = base.join(&self.store.embedded.path);
+        if let Some(dir) = &mut self.engine.cache_dir {
+            *dir = base.join(&*dir);
+        }
+        for route in &mut self.routes {
+            route.component = base.join(&route.component);
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.engine.max_instances == 0 {
+            return Err(error("engine.max_instances", "must be at least 1"));
+        }
+        let store = &self.store;
+        if !(2..=16 * MIB).contains(&store.max_session_bytes) {
+            return Err(error(
+                "store.max_session_bytes",
+                "must be between 2 and 16777216",
+            ));
+        }
+        let embedded = &store.embedded;
+        if embedded.sync_interval.is_zero() {
+            return Err(error(
+                "store.embedded.sync_interval",
+                "must be more than zero",
+            ));
+        }
+        if embedded.sweep_interval.is_zero() {
+            return Err(error(
+                "store.embedded.sweep_interval",
+                "must be more than zero",
+            ));
+        }
+        if embedded.cache_mib == 0 {
+            return Err(error("store.embedded.cache_mib", "must be at least 1"));
+        }
+        if self.routes.is_empty() {
+            return Err(error("routes", "add at least one [[routes]] table"));
+        }
+        let mut prefixes = HashSet::new();
+        for (i, route) in self.routes.iter().enumerate() {
+            let field = |name: &str| format!("routes[{i}].{name}");
+            validate_prefix(&route.prefix).map_err(|why| error(field("prefix"), why))?;
+            if !prefixes.insert(route.prefix.as_str()) {
+                return Err(error(
+                    field("prefix"),
+                    format!("{:?} is used by an earlier route", route.prefix),
+                ));
+            }
+            if !route.component.is_file() {
+                return Err(error(
+                    field("component"),
+                    format!(
+                        "{} is not a file (build the guests first?)",
+                        route.component.display()
+                    ),
+                ));
+            }
+            if let Some(namespace) = &route.namespace {
+                validate_namespace(namespace).map_err(|why| error(field("namespace"), why))?;
+            }
+            if route.max_ttl < Duration::from_secs(1) {
+                return Err(error(field("max_ttl"), "must be at least 1s"));
+            }
+            if route.default_ttl < Duration::from_secs(1) || route.default_ttl > route.max_ttl {
+                return Err(error(
+                    field("default_ttl"),
+                    "must be at least 1s and at most max_ttl",
+                ));
+            }
+            if route.timeout.is_zero() || route.timeout > Duration::from_secs(3600) {
+                return Err(error(
+                    field("timeout"),
+                    "must be more than zero and at most 1h",
+                ));
+            }
+            if !(1..=4096).contains(&route.max_memory_mib) {
+                return Err(error(field("max_memory_mib"), "must be between 1 and 4096"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens the configured session store.
+    pub fn open_store(&self) -> anyhow::Result<Arc<dyn SessionStore>> {
+        match self.store.backend {
+            Backend::Embedded => {
+                let section = &self.store.embedded;
+                let store = EmbeddedStore::open(EmbeddedConfig {
+                    path: section.path.clone(),
+                    durability: match section.durability {
+                        DurabilityMode::Buffered => Durability::Buffered {
+                            sync_interval: section.sync_interval,
+                        },
+                        DurabilityMode::Fsync => Durability::Fsync,
+                    },
+                    sweep_interval: section.sweep_interval,
+                    cache_bytes: section.cache_mib * MIB as u64,
+                    max_session_bytes: self.store.max_session_bytes,
+                })?;
+                Ok(Arc::new(store))
+            }
+        }
+    }
+
+    /// Opens the store and builds the runtime with every route.
+    pub fn build_runtime(&self) -> anyhow::Result<Runtime> {
+        let cache = match (&self.engine.cache, &self.engine.cache_dir) {
+            (false, _) => None,
+            (true, Some(dir)) => Some(ArtifactCache::new(dir)),
+            (true, None) => ArtifactCache::default_dir().map(ArtifactCache::new),
+        };
+        let mut builder = Runtime::builder(self.open_store()?)
+            .engine(EngineSettings {
+                max_instances: self.engine.max_instances,
+                ..EngineSettings::default()
+            })
+            .artifact_cache(cache)
+            .max_session_bytes(self.store.max_session_bytes);
+        for route in &self.routes {
+            builder = builder.route(RouteSpec {
+                prefix: route.prefix.clone(),
+                component: route.component.clone(),
+                sessions: route.namespace.as_ref().map(|namespace| RouteSessions {
+                    namespace: namespace.clone(),
+                    default_ttl: route.default_ttl,
+                    max_ttl: route.max_ttl,
+                }),
+                limits: GuestLimits {
+                    max_memory_bytes: route.max_memory_mib * MIB,
+                    timeout: route.timeout,
+                },
+            });
+        }
+        builder.build()
+    }
+}
+
+fn syntax_error(text: &str, e: &toml::de::Error) -> ConfigError {
+    let line = e
+        .span()
+        .map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+    let message = e.message().trim_end().to_owned();
+    match line {
+        Some(line) => error("", format!("TOML syntax error on line {line}: {message}")),
+        None => error("", format!("TOML syntax error: {message}")),
+    }
+}
+
+fn validate_prefix(prefix: &str) -> Result<(), String> {
+    if prefix == "/" {
+        return Ok(());
+    }
+    if !prefix.starts_with('/') || prefix.ends_with('/') {
+        return Err(format!(
+            "{prefix:?} must start with '/' and not end with '/'"
+        ));
+    }
+    if prefix.contains("//")
+        || !prefix
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#')
+    {
+        return Err(format!(
+            "{prefix:?} must be a plain path (no '//', '?', '#', spaces or non-ASCII)"
+        ));
+    }
+    Ok(())
+}
+
+fn validate_namespace(namespace: &str) -> Result<(), String> {
+    let valid_chars = namespace
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if namespace.is_empty() || namespace.len() > 64 || !valid_chars {
+        return Err(format!(
+            "{namespace:?} must be 1 to 64 characters of A-Z a-z 0-9 - _ ."
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("app.wasm"), b"\0asm").unwrap();
+        Config::parse(text, dir.path())
+    }
+
+    const ROUTE: &str =
+        "[[routes]]\nprefix = \"/app\"\ncomponent = \"app.wasm\"\nnamespace = \"app\"\n";
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let config = parse(ROUTE).unwrap();
+        assert_eq!(config.listen, default_listen());
+        assert_eq!(config.routes[0].default_ttl, Duration::from_secs(1800));
+        assert_eq!(config.store.backend, Backend::Embedded);
+        assert!(config.store.embedded.path.ends_with("data/sessions"));
+    }
+
+    fn field_of(text: &str) -> String {
+        parse(text).unwrap_err().field
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        assert_eq!(
+            field_of(&format!("{ROUTE}default_ttl = \"soon\"")),
+            "routes[0].default_ttl"
+        );
+        assert_eq!(
+            field_of(&format!("{ROUTE}max_memory_mib = 0")),
+            "routes[0].max_memory_mib"
+        );
+        assert_eq!(
+            field_of(&format!("{ROUTE}colour = \"red\"")),
+            "routes[0].colour"
+        );
+        assert_eq!(
+            field_of(&format!("listen = \"nowhere\"\n{ROUTE}")),
+            "listen"
+        );
+        assert_eq!(
+            field_of(&format!("{ROUTE}[store]\nbackend = \"floppy\"")),
+            "store.backend"
+        );
+        assert_eq!(
+            field_of(&format!("{ROUTE}[store.embedded]\ndurability = \"maybe\"")),
+            "store.embedded.durability"
+        );
+        assert_eq!(
+            field_of("[[routes]]\nprefix = \"/a\"\ncomponent = \"missing.wasm\""),
+            "routes[0].component"
+        );
+        assert_eq!(field_of(&format!("{ROUTE}{ROUTE}")), "routes[1].prefix");
+        assert_eq!(field_of(&ROUTE.replace("/app", "app/")), "routes[0].prefix");
+        assert_eq!(
+            field_of(&ROUTE.replace("\"app\"\n", "\"a b\"\n")),
+            "routes[0].namespace"
+        );
+        assert_eq!(
+            field_of(&format!("{ROUTE}default_ttl = \"2d\"\nmax_ttl = \"1d\"")),
+            "routes[0].default_ttl"
+        );
+        assert_eq!(field_of("listen = \"127.0.0.1:1\""), "routes");
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line() {
+        let err = parse(&format!("{ROUTE}\ntimeout = = 3")).unwrap_err();
+        assert!(err.message.contains("line 6"), "{err}");
+    }
+}

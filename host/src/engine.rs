@@ -1,0 +1,94 @@
+//! The one wasmtime engine of a runtime, tuned for one instance per request.
+//!
+//! Instances come from the pooling allocator (slots reserved up front,
+//! linear memories reset copy-on-write) so that instantiating per request
+//! costs microseconds. Guests are interrupted through epochs: a ticker
+//! thread bumps the epoch every [`EPOCH_TICK`], and each request's store gets
+//! a deadline counted in ticks.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// Granularity of guest deadlines.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Engine-wide settings (see `[engine]` in the config reference).
+#[derive(Clone, Debug)]
+pub struct EngineSettings {
+    /// Instances that can run at once, over all routes.
+    pub max_instances: u32,
+    /// The largest memory any route allows a guest: sizes the pool's slots.
+    pub max_memory_bytes: usize,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            max_instances: 1000,
+            max_memory_bytes: 128 * 1024 * 1024,
+        }
+    }
+}
+
+/// A configured engine plus the thread that drives its epochs.
+pub struct GuestEngine {
+    engine: Engine,
+    ticker: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
+}
+
+impl GuestEngine {
+    pub fn new(settings: &EngineSettings) -> anyhow::Result<Self> {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(settings.max_instances)
+            .total_core_instances(settings.max_instances.saturating_mul(4))
+            .total_memories(settings.max_instances.saturating_mul(2))
+            .total_tables(settings.max_instances.saturating_mul(4))
+            .max_memory_size(settings.max_memory_bytes);
+
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config)?;
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker = std::thread::Builder::new()
+            .name("edge-session-epoch".into())
+            .spawn({
+                let (engine, stop) = (engine.clone(), stop.clone());
+                move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(EPOCH_TICK);
+                        engine.increment_epoch();
+                    }
+                }
+            })?;
+        Ok(Self {
+            engine,
+            ticker: Some((stop, ticker)),
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+impl Drop for GuestEngine {
+    fn drop(&mut self) {
+        if let Some((stop, thread)) = self.ticker.take() {
+            stop.store(true, Ordering::Relaxed);
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Epoch ticks for a deadline, rounded up, at least one.
+pub fn deadline_ticks(timeout: Duration) -> u64 {
+    (timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64).max(1)
+}

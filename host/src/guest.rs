@@ -1,0 +1,275 @@
+//! One route's guest component, and how a request runs in it.
+//!
+//! Every request gets a fresh instance in a fresh wasmtime store: nothing a
+//! guest does can leak into the next request. The component is linked once
+//! ([`ProxyPre`]) so that instantiating is cheap. The guest sees no
+//! filesystem, environment, sockets or outgoing HTTP; its memory is capped
+//! and its run time bounded. A trap, a timeout or a missing response ends
+//! only this request, as a 500 or 504.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::StatusCode;
+use http_body_util::BodyExt;
+use tokio::sync::oneshot;
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+
+use crate::engine::deadline_ticks;
+use crate::sessions_host::{self, SessionPolicy, SessionsContext};
+use crate::store::SessionStore;
+
+/// Bytes of a guest's stderr kept for the host log, per request.
+const STDERR_CAPTURE_BYTES: usize = 4096;
+
+/// Per-route sandbox limits.
+#[derive(Clone, Copy, Debug)]
+pub struct GuestLimits {
+    /// Cap on the guest's linear memories, in bytes.
+    pub max_memory_bytes: usize,
+    /// Wall-clock deadline for the whole request, including CPU-bound loops.
+    pub timeout: Duration,
+}
+
+impl Default for GuestLimits {
+    fn default() -> Self {
+        Self {
+            max_memory_bytes: 64 * 1024 * 1024,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The data of one request's wasmtime store.
+pub struct RequestState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    hooks: DenyOutgoingHttp,
+    table: ResourceTable,
+    limits: StoreLimits,
+    sessions: SessionsContext,
+}
+
+impl WasiView for RequestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for RequestState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+/// Outgoing HTTP is denied: guests serve requests, they do not make them.
+struct DenyOutgoingHttp;
+
+impl WasiHttpHooks for DenyOutgoingHttp {
+    fn send_request(
+        &mut self,
+        _request: http::Request<WasiBody>,
+        _options: Option<wasmtime_wasi_http::RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> Box<
+        dyn Future<
+                Output = Result<
+                    (
+                        http::Response<WasiBody>,
+                        Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+                    ),
+                    wasmtime_wasi_http::Error,
+                >,
+            > + Send,
+    > {
+        Box::new(std::future::ready(Err(
+            wasmtime_wasi_http::Error::HttpRequestDenied,
+        )))
+    }
+}
+
+/// Builds the linker every guest is linked against: WASI (with all
+/// capabilities withheld by each request's context), wasi:http and sessions.
+pub fn linker(engine: &Engine) -> anyhow::Result<Linker<RequestState>> {
+    let mut linker = Linker::<RequestState>::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    sessions_host::add_to_linker::<_, HasSelf<SessionsContext>>(&mut linker, |state| {
+        &mut state.sessions
+    })?;
+    Ok(linker)
+}
+
+/// A compiled and linked guest, ready to serve requests.
+pub struct Guest {
+    name: String,
+    pre: ProxyPre<RequestState>,
+    sessions: Option<Arc<SessionPolicy>>,
+    store: Arc<dyn SessionStore>,
+    limits: GuestLimits,
+}
+
+/// How a request's guest run ended without a response.
+enum Failure {
+    Trap(wasmtime::Error),
+    Timeout,
+}
+
+impl Guest {
+    /// Links `component`; fails when it does not fit the handler world (for
+    /// example it imports something the host does not provide).
+    pub fn new(
+        name: impl Into<String>,
+        linker: &Linker<RequestState>,
+        component: &Component,
+        sessions: Option<SessionPolicy>,
+        store: Arc<dyn SessionStore>,
+        limits: GuestLimits,
+    ) -> anyhow::Result<Self> {
+        let pre = ProxyPre::new(linker.instantiate_pre(component)?)?;
+        Ok(Self {
+            name: name.into(),
+            pre,
+            sessions: sessions.map(Arc::new),
+            store,
+            limits,
+        })
+    }
+
+    /// Runs the request in a fresh instance and returns its response, or the
+    /// host's error response when the guest fails.
+    pub async fn handle<B>(&self, request: http::Request<B>) -> http::Response<HyperOutgoingBody>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPTURE_BYTES);
+        let wasi = WasiCtxBuilder::new()
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .build();
+        let state = RequestState {
+            wasi,
+            http: WasiHttpCtx::new(),
+            hooks: DenyOutgoingHttp,
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(self.limits.max_memory_bytes)
+                .build(),
+            sessions: SessionsContext::new(self.sessions.clone(), self.store.clone()),
+        };
+        let mut store = Store::new(self.pre.engine(), state);
+        store.limiter(|state| &mut state.limits);
+        store.set_epoch_deadline(deadline_ticks(self.limits.timeout));
+        store.epoch_deadline_trap();
+
+        let (sender, receiver) = oneshot::channel();
+        let http = &mut store.data_mut().http();
+        let incoming = match http.new_incoming_request(Scheme::Http, request) {
+            Ok(incoming) => incoming,
+            Err(error) => return host_response(StatusCode::BAD_REQUEST, &format!("{error:#}\n")),
+        };
+        let outparam = match http.new_response_outparam(sender) {
+            Ok(outparam) => outparam,
+            Err(error) => return self.internal_error("creating the response outparam", &error),
+        };
+
+        // The guest runs in its own task: after sending the response head it
+        // may go on streaming the body.
+        let pre = self.pre.clone();
+        let timeout = self.limits.timeout;
+        let run = tokio::spawn(async move {
+            let call = async {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, incoming, outparam)
+                    .await
+            };
+            match tokio::time::timeout(timeout, call).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(error)) if matches!(error.downcast_ref(), Some(Trap::Interrupt)) => {
+                    Err(Failure::Timeout)
+                }
+                Ok(Err(error)) => Err(Failure::Trap(error)),
+                Err(_) => Err(Failure::Timeout),
+            }
+        });
+
+        let response = match receiver.await {
+            Ok(Ok(response)) => return response,
+            Ok(Err(code)) => {
+                tracing::warn!(route = %self.name, error = ?code, "guest responded with an error");
+                host_response(StatusCode::INTERNAL_SERVER_ERROR, "the handler failed\n")
+            }
+            // The guest dropped the outparam without a response: find out why.
+            Err(_) => match run.await {
+                Ok(Ok(())) => {
+                    tracing::warn!(route = %self.name, "guest returned without sending a response");
+                    host_response(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "the handler sent no response\n",
+                    )
+                }
+                Ok(Err(Failure::Timeout)) => {
+                    tracing::warn!(route = %self.name, timeout = ?timeout, "guest timed out");
+                    host_response(StatusCode::GATEWAY_TIMEOUT, "the handler timed out\n")
+                }
+                Ok(Err(Failure::Trap(error))) => {
+                    tracing::warn!(route = %self.name, error = format!("{error:#}"), "guest trapped");
+                    host_response(StatusCode::INTERNAL_SERVER_ERROR, "the handler failed\n")
+                }
+                Err(join_error) => self.internal_error("running the guest task", &join_error),
+            },
+        };
+        log_stderr(&self.name, &stderr);
+        response
+    }
+
+    fn internal_error(
+        &self,
+        what: &str,
+        error: &dyn std::fmt::Display,
+    ) -> http::Response<HyperOutgoingBody> {
+        tracing::error!(route = %self.name, %error, "{what}");
+        host_response(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
+    }
+}
+
+/// Logs what a failed guest wrote to stderr (a Rust panic message, say).
+fn log_stderr(route: &str, stderr: &MemoryOutputPipe) {
+    let contents = stderr.contents();
+    if !contents.is_empty() {
+        tracing::warn!(route, stderr = %String::from_utf8_lossy(&contents).trim_end(), "guest stderr");
+    }
+}
+
+/// A short plain-text response made by the host itself.
+pub fn host_response(status: StatusCode, message: &str) -> http::Response<HyperOutgoingBody> {
+    let body = http_body_util::Full::new(Bytes::copy_from_slice(message.as_bytes()))
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let mut response = http::Response::new(body);
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}

@@ -1,0 +1,233 @@
+//! Session data as a JSON object, edited field by field.
+//!
+//! Field operations run on every page load, so they must not pay for a full
+//! parse of the session: values stay raw JSON text borrowed from the stored
+//! bytes, and only the keys are parsed. Objects keep their field order;
+//! a repeated key keeps its first position and its last value, as in
+//! JavaScript's `JSON.parse`.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+/// A parsed JSON object whose values are raw JSON texts.
+#[derive(Debug)]
+pub struct JsonObject<'a> {
+    fields: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+}
+
+impl<'a> JsonObject<'a> {
+    /// Parses `text`, which must hold exactly one JSON object.
+    pub fn parse(text: &'a str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    /// The raw JSON text of a field.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.position(name).map(|i| &*self.fields[i].1)
+    }
+
+    /// Sets a field to `value`, which must be valid JSON text.
+    pub fn set(&mut self, name: &str, value: Cow<'a, str>) {
+        match self.position(name) {
+            Some(i) => self.fields[i].1 = value,
+            None => self.fields.push((Cow::Owned(name.to_owned()), value)),
+        }
+    }
+
+    /// Removes a field; returns whether it was present.
+    pub fn remove(&mut self, name: &str) -> bool {
+        let found = self.position(name);
+        if let Some(i) = found {
+            self.fields.remove(i);
+        }
+        found.is_some()
+    }
+
+    /// Adds `delta` to an integer field (absent counts as 0); returns the sum.
+    pub fn increment(&mut self, name: &str, delta: i64) -> Result<i64, IncrementError> {
+        let current = match self.get(name) {
+            Some(raw) => {
+                serde_json::from_str::<i64>(raw).map_err(|_| IncrementError::NotAnInteger)?
+            }
+            None => 0,
+        };
+        let sum = current.checked_add(delta).ok_or(IncrementError::Overflow)?;
+        self.set(name, Cow::Owned(sum.to_string()));
+        Ok(sum)
+    }
+
+    /// The compact JSON text of the object.
+    pub fn to_json(&self) -> String {
+        let capacity = 2 + self
+            .fields
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 4)
+            .sum::<usize>();
+        let mut out = String::with_capacity(capacity);
+        out.push('{');
+        for (i, (name, value)) in self.fields.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            push_json_string(&mut out, name);
+            out.push(':');
+            out.push_str(value);
+        }
+        out.push('}');
+        out
+    }
+
+    fn position(&self, name: &str) -> Option<usize> {
+        self.fields.iter().position(|(k, _)| k == name)
+    }
+}
+
+/// Why [`JsonObject::increment`] failed.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum IncrementError {
+    #[error("field does not hold an integer")]
+    NotAnInteger,
+    #[error("increment overflows a signed 64-bit integer")]
+    Overflow,
+}
+
+/// Checks that `text` is one JSON value and returns it without surrounding
+/// whitespace.
+pub fn parse_value(text: &str) -> Result<&str, serde_json::Error> {
+    let raw: &RawValue = serde_json::from_str(text)?;
+    Ok(raw.get())
+}
+
+fn push_json_string(out: &mut String, s: &str) {
+    // Serializing a `str` into JSON cannot fail.
+    out.push_str(&serde_json::to_string(s).expect("strings always serialize"));
+}
+
+impl<'de> Deserialize<'de> for JsonObject<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(ObjectVisitor)
+    }
+}
+
+struct ObjectVisitor;
+
+impl<'de> Visitor<'de> for ObjectVisitor {
+    type Value = JsonObject<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut object = JsonObject {
+            fields: Vec::with_capacity(map.size_hint().unwrap_or(8)),
+        };
+        while let Some(Key(name)) = map.next_key()? {
+            let value: &'de RawValue = map.next_value()?;
+            match object.position(&name) {
+                Some(i) => object.fields[i].1 = Cow::Borrowed(value.get()),
+                None => object.fields.push((name, Cow::Borrowed(value.get()))),
+            }
+        }
+        Ok(object)
+    }
+}
+
+/// An object key, borrowed from the input unless it contains escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(text: &str) -> String {
+        JsonObject::parse(text).unwrap().to_json()
+    }
+
+    #[test]
+    fn compacts_and_keeps_order() {
+        assert_eq!(
+            roundtrip(r#" { "b" : 1, "a" : [1, 2] } "#),
+            r#"{"b":1,"a":[1, 2]}"#
+        );
+        assert_eq!(roundtrip("{}"), "{}");
+    }
+
+    #[test]
+    fn repeated_key_keeps_first_position_and_last_value() {
+        assert_eq!(roundtrip(r#"{"a":1,"b":2,"a":3}"#), r#"{"a":3,"b":2}"#);
+    }
+
+    #[test]
+    fn escaped_keys_survive() {
+        let text = r#"{"quote\"d":1,"\u00e9":2}"#;
+        let object = JsonObject::parse(text).unwrap();
+        assert_eq!(object.get("quote\"d"), Some("1"));
+        assert_eq!(object.get("é"), Some("2"));
+        assert_eq!(object.to_json(), r#"{"quote\"d":1,"é":2}"#);
+    }
+
+    #[test]
+    fn rejects_everything_but_one_object() {
+        for bad in [
+            "[]", "1", "\"s\"", "null", "{", "{}{}", "{\"a\":}", "", "{1:2}",
+        ] {
+            assert!(
+                JsonObject::parse(bad).is_err(),
+                "{bad:?} should be rejected"
+            );
+        }
+    }
+
+    #[test]
+    fn field_edits() {
+        let mut object = JsonObject::parse(r#"{"a":1,"b":"x"}"#).unwrap();
+        object.set("b", Cow::Borrowed("{\"n\":true}"));
+        object.set("c", Cow::Borrowed("null"));
+        assert!(object.remove("a"));
+        assert!(!object.remove("a"));
+        assert_eq!(object.to_json(), r#"{"b":{"n":true},"c":null}"#);
+    }
+
+    #[test]
+    fn increment_rules() {
+        let mut object =
+            JsonObject::parse(r#"{"n":41,"f":1.5,"s":"1","big":9223372036854775807}"#).unwrap();
+        assert_eq!(object.increment("n", 1), Ok(42));
+        assert_eq!(object.increment("new", -3), Ok(-3));
+        assert_eq!(object.increment("f", 1), Err(IncrementError::NotAnInteger));
+        assert_eq!(object.increment("s", 1), Err(IncrementError::NotAnInteger));
+        assert_eq!(object.increment("big", 1), Err(IncrementError::Overflow));
+        assert_eq!(object.get("n"), Some("42"));
+    }
+
+    #[test]
+    fn parse_value_trims_and_validates() {
+        assert_eq!(parse_value(" [1, 2] ").unwrap(), "[1, 2]");
+        assert!(parse_value("nope").is_err());
+        assert!(parse_value("1 2").is_err());
+    }
+}

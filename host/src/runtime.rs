@@ -1,0 +1,221 @@
+//! A runtime: one engine, one session store, and the routes that map request
+//! paths to guests. Usable on its own from Rust, without config files or
+//! the network:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use edge_session::{Runtime, RouteSpec};
+//! use edge_session::store::{EmbeddedConfig, EmbeddedStore};
+//!
+//! # async fn demo() -> anyhow::Result<()> {
+//! let store = Arc::new(EmbeddedStore::open(EmbeddedConfig::new("data/sessions"))?);
+//! let runtime = Runtime::builder(store)
+//!     .route(RouteSpec::new("/counter", "counter.wasm").sessions("counter"))
+//!     .build()?;
+//! let request = http::Request::get("http://localhost/counter")
+//!     .body(http_body_util::Empty::<bytes::Bytes>::new())?;
+//! let response = runtime.handle(request).await;
+//! println!("{}", response.status());
+//! # Ok(()) }
+//! ```
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use http::StatusCode;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+use crate::artifact_cache::ArtifactCache;
+use crate::engine::{EngineSettings, GuestEngine};
+use crate::guest::{self, Guest, GuestLimits, host_response};
+use crate::sessions_host::SessionPolicy;
+use crate::store::SessionStore;
+
+/// How a route uses sessions.
+#[derive(Clone, Debug)]
+pub struct RouteSessions {
+    /// The session namespace; routes that share one share sessions.
+    pub namespace: String,
+    pub default_ttl: Duration,
+    pub max_ttl: Duration,
+}
+
+/// A route to build: which paths it serves and with which component.
+#[derive(Clone, Debug)]
+pub struct RouteSpec {
+    /// Path prefix, `/` or `/segment[/segment…]` without a trailing slash.
+    pub prefix: String,
+    pub component: PathBuf,
+    /// `None`: the guest runs without session access (calls are denied).
+    pub sessions: Option<RouteSessions>,
+    pub limits: GuestLimits,
+}
+
+impl RouteSpec {
+    pub fn new(prefix: impl Into<String>, component: impl Into<PathBuf>) -> Self {
+        Self {
+            prefix: prefix.into(),
+            component: component.into(),
+            sessions: None,
+            limits: GuestLimits::default(),
+        }
+    }
+
+    /// Gives the route sessions in `namespace`, with a 30-minute default TTL
+    /// and a 30-day maximum.
+    pub fn sessions(mut self, namespace: impl Into<String>) -> Self {
+        self.sessions = Some(RouteSessions {
+            namespace: namespace.into(),
+            default_ttl: Duration::from_secs(30 * 60),
+            max_ttl: Duration::from_secs(30 * 24 * 3600),
+        });
+        self
+    }
+}
+
+/// Builds a [`Runtime`].
+pub struct RuntimeBuilder {
+    store: Arc<dyn SessionStore>,
+    routes: Vec<RouteSpec>,
+    engine: EngineSettings,
+    cache: Option<ArtifactCache>,
+    max_session_bytes: usize,
+}
+
+impl RuntimeBuilder {
+    pub fn route(mut self, route: RouteSpec) -> Self {
+        self.routes.push(route);
+        self
+    }
+
+    pub fn engine(mut self, settings: EngineSettings) -> Self {
+        self.engine = settings;
+        self
+    }
+
+    /// Where precompiled components are kept; `None` compiles at every start.
+    pub fn artifact_cache(mut self, cache: Option<ArtifactCache>) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    /// The largest session guests may write, in bytes of JSON.
+    pub fn max_session_bytes(mut self, bytes: usize) -> Self {
+        self.max_session_bytes = bytes;
+        self
+    }
+
+    /// Compiles (or loads from the cache) and links every route's component.
+    pub fn build(self) -> anyhow::Result<Runtime> {
+        let mut engine_settings = self.engine;
+        for route in &self.routes {
+            engine_settings.max_memory_bytes = engine_settings
+                .max_memory_bytes
+                .max(route.limits.max_memory_bytes);
+        }
+        let engine = GuestEngine::new(&engine_settings)?;
+        let linker = guest::linker(engine.engine())?;
+        let mut routes = Vec::with_capacity(self.routes.len());
+        for spec in self.routes {
+            let started = Instant::now();
+            let wasm = std::fs::read(&spec.component)
+                .with_context(|| format!("reading component {}", spec.component.display()))?;
+            let (component, cached) = match &self.cache {
+                Some(cache) => cache.load(engine.engine(), &wasm)?,
+                None => (
+                    wasmtime::component::Component::new(engine.engine(), &wasm)?,
+                    false,
+                ),
+            };
+            let sessions = spec.sessions.map(|s| SessionPolicy {
+                namespace: s.namespace,
+                default_ttl: s.default_ttl,
+                max_ttl: s.max_ttl,
+                max_session_bytes: self.max_session_bytes,
+            });
+            let guest = Guest::new(
+                &spec.prefix,
+                &linker,
+                &component,
+                sessions,
+                self.store.clone(),
+                spec.limits,
+            )
+            .with_context(|| {
+                format!(
+                    "linking component {} for route {}",
+                    spec.component.display(),
+                    spec.prefix
+                )
+            })?;
+            tracing::info!(
+                route = %spec.prefix,
+                component = %spec.component.display(),
+                cached,
+                elapsed = ?started.elapsed(),
+                "route ready"
+            );
+            routes.push(Route {
+                prefix: spec.prefix,
+                guest,
+            });
+        }
+        // Longest prefix first, so the most specific route wins.
+        routes.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+        Ok(Runtime {
+            routes,
+            _engine: engine,
+        })
+    }
+}
+
+struct Route {
+    prefix: String,
+    guest: Guest,
+}
+
+impl Route {
+    fn matches(&self, path: &str) -> bool {
+        self.prefix == "/"
+            || path
+                .strip_prefix(self.prefix.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    }
+}
+
+/// Routes requests to guests. Share it behind an `Arc`.
+pub struct Runtime {
+    routes: Vec<Route>,
+    /// Held for its `Drop`, after the routes: stops the epoch ticker once
+    /// no guest can run any more.
+    _engine: GuestEngine,
+}
+
+impl Runtime {
+    pub fn builder(store: Arc<dyn SessionStore>) -> RuntimeBuilder {
+        RuntimeBuilder {
+            store,
+            routes: Vec::new(),
+            engine: EngineSettings::default(),
+            cache: ArtifactCache::default_dir().map(ArtifactCache::new),
+            max_session_bytes: 128 * 1024,
+        }
+    }
+
+    /// Serves one request: the guest of the longest matching prefix runs it;
+    /// 404 when no route matches.
+    pub async fn handle<B>(&self, request: http::Request<B>) -> http::Response<HyperOutgoingBody>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let path = request.uri().path();
+        match self.routes.iter().find(|route| route.matches(path)) {
+            Some(route) => route.guest.handle(request).await,
+            None => host_response(StatusCode::NOT_FOUND, "no route for this path\n"),
+        }
+    }
+}

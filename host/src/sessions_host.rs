@@ -1,0 +1,252 @@
+//! The host side of the `edge:session/sessions` WIT interface.
+//!
+//! A thin layer over [`SessionStore`]: it checks what the guest passes (ids,
+//! JSON, TTLs, sizes), scopes every id to the route's namespace, and maps
+//! store errors to the WIT `error` variant. Guests never trap on bad input;
+//! store internals (paths, I/O errors) go to the host log, not to guests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::json_object::{JsonObject, parse_value};
+use crate::session_id;
+use crate::store::{SessionKey, SessionStore, StoreError};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit/sessions.wit",
+        world: "session-imports",
+        imports: { default: async },
+    });
+}
+
+pub use bindings::edge::session::sessions::{Error, Host, Session, add_to_linker};
+
+/// Longest field name, in bytes.
+pub const MAX_FIELD_NAME_BYTES: usize = 256;
+/// How often `create` and `rotate` draw a new id after hitting a live one.
+/// With 128 random bits a single retry is already astronomically unlikely.
+const ID_ATTEMPTS: usize = 3;
+
+/// How a route uses sessions: fixed when the route is loaded.
+#[derive(Clone, Debug)]
+pub struct SessionPolicy {
+    /// Every id the route's guest passes is scoped to this namespace.
+    pub namespace: String,
+    pub default_ttl: Duration,
+    pub max_ttl: Duration,
+    pub max_session_bytes: usize,
+}
+
+/// Per-request session access, held in the request's wasmtime store.
+pub struct SessionsContext {
+    /// `None` for routes that declare no namespace: every call is denied.
+    policy: Option<Arc<SessionPolicy>>,
+    store: Arc<dyn SessionStore>,
+}
+
+type Result<T> = std::result::Result<T, Error>;
+
+impl SessionsContext {
+    pub fn new(policy: Option<Arc<SessionPolicy>>, store: Arc<dyn SessionStore>) -> Self {
+        Self { policy, store }
+    }
+
+    fn policy(&self) -> Result<&SessionPolicy> {
+        self.policy.as_deref().ok_or(Error::AccessDenied)
+    }
+
+    /// The store key for a guest-supplied id, after checking the id.
+    fn key<'a>(&'a self, id: &'a str) -> Result<SessionKey<'a>> {
+        let policy = self.policy()?;
+        session_id::validate(id).map_err(|why| Error::InvalidArgument(format!("id: {why}")))?;
+        Ok(SessionKey::new(&policy.namespace, id))
+    }
+
+    fn ttl(&self, ttl: Option<u32>) -> Result<Duration> {
+        let policy = self.policy()?;
+        match ttl {
+            None => Ok(policy.default_ttl),
+            Some(0) => Err(Error::InvalidArgument(
+                "ttl: must be at least 1 second".into(),
+            )),
+            Some(seconds) if Duration::from_secs(seconds.into()) > policy.max_ttl => {
+                Err(Error::InvalidArgument(format!(
+                    "ttl: at most {} seconds on this route",
+                    policy.max_ttl.as_secs()
+                )))
+            }
+            Some(seconds) => Ok(Duration::from_secs(seconds.into())),
+        }
+    }
+
+    /// Validates session data and returns its compact form.
+    fn data(&self, data: &str) -> Result<String> {
+        if data.len() > self.policy()?.max_session_bytes {
+            return Err(Error::TooLarge);
+        }
+        let object = JsonObject::parse(data)
+            .map_err(|e| Error::InvalidArgument(format!("data: expected a JSON object: {e}")))?;
+        Ok(object.to_json())
+    }
+
+    fn field_name<'a>(&self, name: &'a str) -> Result<&'a str> {
+        if name.is_empty() || name.len() > MAX_FIELD_NAME_BYTES {
+            return Err(Error::InvalidArgument(format!(
+                "name: field names are 1 to {MAX_FIELD_NAME_BYTES} bytes"
+            )));
+        }
+        Ok(name)
+    }
+
+    fn field_value<'a>(&self, value: &'a str) -> Result<&'a str> {
+        if value.len() > self.policy()?.max_session_bytes {
+            return Err(Error::TooLarge);
+        }
+        parse_value(value)
+            .map_err(|e| Error::InvalidArgument(format!("value: not valid JSON: {e}")))
+    }
+
+    fn map_error(&self, error: StoreError) -> Error {
+        match error {
+            StoreError::NotFound => Error::NotFound,
+            StoreError::Conflict => Error::Conflict,
+            StoreError::TooLarge { .. } => Error::TooLarge,
+            StoreError::InvalidArgument(why) => Error::InvalidArgument(why),
+            StoreError::Unavailable(why) => Error::Unavailable(why),
+            StoreError::Internal(error) => {
+                let namespace = self.policy.as_ref().map_or("", |p| p.namespace.as_str());
+                tracing::error!(
+                    namespace,
+                    error = format!("{error:#}"),
+                    "session store failure"
+                );
+                Error::Internal("session store failure; see the host log".into())
+            }
+        }
+    }
+}
+
+fn whole_seconds_left(left: Duration) -> u32 {
+    let seconds = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+    seconds.clamp(1, u32::MAX.into()) as u32
+}
+
+impl Host for SessionsContext {
+    async fn create(&mut self, data: String, ttl: Option<u32>) -> Result<String> {
+        let policy = self.policy()?;
+        let (data, ttl) = (self.data(&data)?, self.ttl(ttl)?);
+        for _ in 0..ID_ATTEMPTS {
+            let id = session_id::generate();
+            let key = SessionKey::new(&policy.namespace, &id);
+            if self
+                .store
+                .insert(key, &data, ttl)
+                .await
+                .map_err(|e| self.map_error(e))?
+            {
+                return Ok(id);
+            }
+        }
+        Err(self
+            .map_error(anyhow::anyhow!("{ID_ATTEMPTS} random session ids were all taken").into()))
+    }
+
+    async fn get(&mut self, id: String) -> Result<Option<Session>> {
+        let key = self.key(&id)?;
+        let session = self.store.load(key).await.map_err(|e| self.map_error(e))?;
+        Ok(session.map(|s| Session {
+            id,
+            data: s.data,
+            generation: s.generation,
+            expires_in: whole_seconds_left(s.expires_in),
+        }))
+    }
+
+    async fn save(&mut self, id: String, data: String, ttl: Option<u32>) -> Result<u64> {
+        let (key, data, ttl) = (self.key(&id)?, self.data(&data)?, self.ttl(ttl)?);
+        self.store
+            .save(key, &data, ttl, None)
+            .await
+            .map_err(|e| self.map_error(e))
+    }
+
+    async fn save_if(
+        &mut self,
+        id: String,
+        data: String,
+        expected: u64,
+        ttl: Option<u32>,
+    ) -> Result<u64> {
+        let (key, data, ttl) = (self.key(&id)?, self.data(&data)?, self.ttl(ttl)?);
+        self.store
+            .save(key, &data, ttl, Some(expected))
+            .await
+            .map_err(|e| self.map_error(e))
+    }
+
+    async fn touch(&mut self, id: String, ttl: Option<u32>) -> Result<bool> {
+        let (key, ttl) = (self.key(&id)?, self.ttl(ttl)?);
+        self.store
+            .touch(key, ttl)
+            .await
+            .map_err(|e| self.map_error(e))
+    }
+
+    async fn delete(&mut self, id: String) -> Result<bool> {
+        let key = self.key(&id)?;
+        self.store.delete(key).await.map_err(|e| self.map_error(e))
+    }
+
+    async fn rotate(&mut self, id: String) -> Result<String> {
+        let from = self.key(&id)?;
+        for _ in 0..ID_ATTEMPTS {
+            let new_id = session_id::generate();
+            let to = SessionKey::new(from.namespace, &new_id);
+            match self.store.rename(from, to).await {
+                Ok(true) => return Ok(new_id),
+                Ok(false) => return Err(Error::NotFound),
+                Err(StoreError::Conflict) => continue,
+                Err(error) => return Err(self.map_error(error)),
+            }
+        }
+        Err(self
+            .map_error(anyhow::anyhow!("{ID_ATTEMPTS} random session ids were all taken").into()))
+    }
+
+    async fn get_field(&mut self, id: String, name: String) -> Result<Option<String>> {
+        let (key, name) = (self.key(&id)?, self.field_name(&name)?);
+        self.store
+            .get_field(key, name)
+            .await
+            .map_err(|e| self.map_error(e))
+    }
+
+    async fn set_field(&mut self, id: String, name: String, value: String) -> Result<u64> {
+        let (key, name, value) = (
+            self.key(&id)?,
+            self.field_name(&name)?,
+            self.field_value(&value)?,
+        );
+        self.store
+            .set_field(key, name, value)
+            .await
+            .map_err(|e| self.map_error(e))
+    }
+
+    async fn remove_field(&mut self, id: String, name: String) -> Result<bool> {
+        let (key, name) = (self.key(&id)?, self.field_name(&name)?);
+        self.store
+            .remove_field(key, name)
+            .await
+            .map_err(|e| self.map_error(e))
+    }
+
+    async fn incr_field(&mut self, id: String, name: String, delta: i64) -> Result<i64> {
+        let (key, name) = (self.key(&id)?, self.field_name(&name)?);
+        self.store
+            .incr_field(key, name, delta)
+            .await
+            .map_err(|e| self.map_error(e))
+    }
+}

@@ -1,0 +1,511 @@
+//! The default backend: an embedded, durable store in the host process.
+//!
+//! Built on fjall, a log-structured (LSM) key-value engine: every write is
+//! one append to its journal (in OS buffers before we acknowledge it, see
+//! [`syncer`]), reads of hot sessions come from its memtable or block cache
+//! in a few microseconds, and memory stays bounded by its cache however
+//! many sessions there are. A B-tree store such as redb would need one
+//! fsync'd transaction per write, or lose unsynced commits on a crash.
+//!
+//! Operations that read and then write one session (field ops, save-if,
+//! touch) hold a lock stripe for that key while they run, so they are
+//! atomic; reads take no lock.
+//!
+//! Expiry: a read treats a record past its expiry as absent at once. A
+//! background sweep deletes dead records through an expiry index (see
+//! [`record`]). The index is lazy, so that `touch` stays a single write: an
+//! entry may be earlier than its record's expiry, and when the sweep meets
+//! an entry whose record is still live it moves the entry to the record's
+//! current expiry. Writes that make the expiry earlier add an entry.
+
+mod record;
+mod syncer;
+
+use std::borrow::Cow;
+use std::hash::{BuildHasher, RandomState};
+use std::path::PathBuf;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use fjall::{Database, Keyspace, KeyspaceCreateOptions};
+
+use self::record::{Record, expiry_after, index_key, now_ms, record_key, split_index_key};
+pub use self::syncer::Durability;
+use self::syncer::Syncer;
+use super::{SessionKey, SessionStore, StoreError, StoreResult, StoredSession};
+use crate::json_object::{IncrementError, JsonObject};
+
+const LOCK_STRIPES: usize = 1024;
+/// Index entries handled per sweep step, so writers are never held up long.
+const SWEEP_BATCH: usize = 512;
+
+/// Settings of the embedded store.
+#[derive(Clone, Debug)]
+pub struct EmbeddedConfig {
+    /// Directory of the database; created when missing.
+    pub path: PathBuf,
+    pub durability: Durability,
+    /// How often expired sessions are deleted from disk.
+    pub sweep_interval: Duration,
+    /// Block cache size: the memory used for sessions read from disk.
+    pub cache_bytes: u64,
+    /// Largest session (JSON text bytes) a field operation may produce.
+    pub max_session_bytes: usize,
+}
+
+impl EmbeddedConfig {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            durability: Durability::default(),
+            sweep_interval: Duration::from_secs(30),
+            cache_bytes: 64 * 1024 * 1024,
+            max_session_bytes: 128 * 1024,
+        }
+    }
+}
+
+/// What one sweep removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SweepStats {
+    /// Expired sessions deleted.
+    pub expired: usize,
+    /// Index entries moved to a later expiry or dropped as stale.
+    pub reindexed: usize,
+}
+
+/// The embedded session store. Cheap to share behind an `Arc`.
+pub struct EmbeddedStore {
+    inner: Arc<Inner>,
+    stop_sweeper: Option<mpsc::Sender<()>>,
+    sweeper: Option<JoinHandle<()>>,
+}
+
+struct Inner {
+    db: Database,
+    records: Keyspace,
+    expiry_index: Keyspace,
+    stripes: Box<[Mutex<()>]>,
+    stripe_hasher: RandomState,
+    syncer: Syncer,
+    max_session_bytes: usize,
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store at `config.path` and starts its fsync
+    /// and sweep threads.
+    pub fn open(config: EmbeddedConfig) -> anyhow::Result<Self> {
+        let db = Database::builder(&config.path)
+            .cache_size(config.cache_bytes)
+            .open()
+            .with_context(|| format!("opening the session store at {}", config.path.display()))?;
+        let records = db.keyspace("sessions", KeyspaceCreateOptions::default)?;
+        let expiry_index = db.keyspace("expiry", KeyspaceCreateOptions::default)?;
+        let syncer = Syncer::start(db.clone(), config.durability)?;
+        let inner = Arc::new(Inner {
+            db,
+            records,
+            expiry_index,
+            stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            stripe_hasher: RandomState::new(),
+            syncer,
+            max_session_bytes: config.max_session_bytes,
+        });
+        let (stop_sweeper, stop) = mpsc::channel();
+        let sweeper = std::thread::Builder::new()
+            .name("edge-session-sweep".into())
+            .spawn({
+                let inner = inner.clone();
+                move || sweep_loop(&inner, &stop, config.sweep_interval)
+            })?;
+        Ok(Self {
+            inner,
+            stop_sweeper: Some(stop_sweeper),
+            sweeper: Some(sweeper),
+        })
+    }
+
+    /// Deletes every session that has expired by now. The background thread
+    /// calls this every `sweep_interval`; it is public for tools and tests.
+    pub fn sweep_expired(&self) -> anyhow::Result<SweepStats> {
+        self.inner.sweep(now_ms())
+    }
+
+    /// Records on disk, including expired ones the sweep has not deleted yet.
+    /// Walks the whole store: for tools and tests, not for request paths.
+    pub fn stored_records(&self) -> anyhow::Result<usize> {
+        Ok(self.inner.records.len()?)
+    }
+}
+
+impl Drop for EmbeddedStore {
+    fn drop(&mut self) {
+        self.stop_sweeper = None;
+        if let Some(sweeper) = self.sweeper.take() {
+            let _ = sweeper.join();
+        }
+    }
+}
+
+fn sweep_loop(inner: &Inner, stop: &mpsc::Receiver<()>, interval: Duration) {
+    while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(interval) {
+        match inner.sweep(now_ms()) {
+            Ok(stats) if stats.expired > 0 => {
+                tracing::debug!(expired = stats.expired, "swept expired sessions")
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(
+                error = format!("{error:#}"),
+                "sweeping expired sessions failed"
+            ),
+        }
+    }
+}
+
+impl Inner {
+    fn stripe_of(&self, key: &[u8]) -> usize {
+        self.stripe_hasher.hash_one(key) as usize % LOCK_STRIPES
+    }
+
+    fn lock_stripe(&self, stripe: usize) -> MutexGuard<'_, ()> {
+        // A poisoned stripe only means a panic elsewhere; the () it guards is fine.
+        self.stripes[stripe]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock(&self, key: &[u8]) -> MutexGuard<'_, ()> {
+        self.lock_stripe(self.stripe_of(key))
+    }
+
+    /// Locks the stripes of two keys, in stripe order so that two callers
+    /// locking the same pair cannot deadlock.
+    fn lock_pair(&self, a: &[u8], b: &[u8]) -> (MutexGuard<'_, ()>, Option<MutexGuard<'_, ()>>) {
+        let (a, b) = (self.stripe_of(a), self.stripe_of(b));
+        let (low, high) = (a.min(b), a.max(b));
+        let first = self.lock_stripe(low);
+        (first, (high != low).then(|| self.lock_stripe(high)))
+    }
+
+    fn read(&self, key: &[u8]) -> anyhow::Result<Option<fjall::Slice>> {
+        Ok(self.records.get(key)?)
+    }
+
+    fn write_record(&self, key: Vec<u8>, record: &Record) -> anyhow::Result<()> {
+        self.records.insert(key, record.encode())?;
+        Ok(())
+    }
+
+    /// Writes a record plus an index entry at its expiry, atomically.
+    fn write_indexed(&self, key: &[u8], record: &Record) -> anyhow::Result<()> {
+        let mut batch = self.db.batch();
+        batch.insert(&self.records, key, record.encode());
+        batch.insert(&self.expiry_index, index_key(record.expires_at_ms, key), []);
+        batch.commit()?;
+        Ok(())
+    }
+
+    /// Writes a record whose expiry moved from `old_expiry`; adds an index
+    /// entry only when the expiry moved earlier (see the module docs).
+    fn write_with_expiry(
+        &self,
+        key: Vec<u8>,
+        record: &Record,
+        old_expiry: Option<u64>,
+    ) -> anyhow::Result<()> {
+        match old_expiry {
+            Some(old) if record.expires_at_ms >= old => self.write_record(key, record),
+            _ => self.write_indexed(&key, record),
+        }
+    }
+
+    fn check_size(&self, data: &str) -> StoreResult<()> {
+        if data.len() > self.max_session_bytes {
+            return Err(StoreError::TooLarge {
+                limit: self.max_session_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// Runs `edit` on the data of a live session under its lock. When `edit`
+    /// reports a change, stores the result with generation + 1 and the same
+    /// expiry, and returns that generation beside `edit`'s result.
+    fn edit<T>(
+        &self,
+        key: SessionKey<'_>,
+        edit: impl FnOnce(&mut JsonObject<'_>) -> StoreResult<(T, bool)>,
+    ) -> StoreResult<(T, Option<u64>)> {
+        let key = record_key(key);
+        let _guard = self.lock(&key);
+        let bytes = self.read(&key)?.ok_or(StoreError::NotFound)?;
+        let record = Record::decode(&bytes)?;
+        if !record.is_live(now_ms()) {
+            return Err(StoreError::NotFound);
+        }
+        let mut object =
+            JsonObject::parse(record.data).context("stored session is not a JSON object")?;
+        let (result, changed) = edit(&mut object)?;
+        if !changed {
+            return Ok((result, None));
+        }
+        let data = object.to_json();
+        self.check_size(&data)?;
+        let updated = Record {
+            generation: record.generation + 1,
+            data: &data,
+            ..record
+        };
+        self.write_record(key, &updated)?;
+        Ok((result, Some(updated.generation)))
+    }
+
+    fn sweep(&self, now: u64) -> anyhow::Result<SweepStats> {
+        let mut stats = SweepStats::default();
+        loop {
+            // Collect a batch first: the iterator must not outlive the locks.
+            let due: Vec<fjall::Slice> = self
+                .expiry_index
+                .range(..index_key(now, &[]))
+                .take(SWEEP_BATCH)
+                .map(|entry| entry.key())
+                .collect::<Result<_, _>>()?;
+            for entry in &due {
+                self.sweep_entry(entry, now, &mut stats)?;
+            }
+            if due.len() < SWEEP_BATCH {
+                return Ok(stats);
+            }
+        }
+    }
+
+    fn sweep_entry(&self, entry: &[u8], now: u64, stats: &mut SweepStats) -> anyhow::Result<()> {
+        let Some((_, key)) = split_index_key(entry) else {
+            self.expiry_index.remove(entry)?;
+            return Ok(());
+        };
+        let _guard = self.lock(key);
+        let mut batch = self.db.batch();
+        batch.remove(&self.expiry_index, entry);
+        match self.read(key)? {
+            Some(bytes) => {
+                let record = Record::decode(&bytes)?;
+                if record.is_live(now) {
+                    batch.insert(&self.expiry_index, index_key(record.expires_at_ms, key), []);
+                    stats.reindexed += 1;
+                } else {
+                    batch.remove(&self.records, key);
+                    stats.expired += 1;
+                }
+            }
+            None => stats.reindexed += 1,
+        }
+        batch.commit()?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SessionStore for EmbeddedStore {
+    async fn insert(&self, key: SessionKey<'_>, data: &str, ttl: Duration) -> StoreResult<bool> {
+        let inner = &*self.inner;
+        inner.check_size(data)?;
+        let created = {
+            let key = record_key(key);
+            let _guard = inner.lock(&key);
+            let now = now_ms();
+            let taken = match inner.read(&key)? {
+                Some(bytes) => Record::decode(&bytes)?.is_live(now),
+                None => false,
+            };
+            if !taken {
+                let record = Record {
+                    expires_at_ms: expiry_after(now, ttl),
+                    generation: 1,
+                    data,
+                };
+                inner.write_indexed(&key, &record)?;
+            }
+            !taken
+        };
+        if created {
+            inner.syncer.written().await?;
+        }
+        Ok(created)
+    }
+
+    async fn load(&self, key: SessionKey<'_>) -> StoreResult<Option<StoredSession>> {
+        let Some(bytes) = self.inner.read(&record_key(key))? else {
+            return Ok(None);
+        };
+        let record = Record::decode(&bytes)?;
+        let now = now_ms();
+        Ok(record.is_live(now).then(|| StoredSession {
+            data: record.data.to_owned(),
+            generation: record.generation,
+            expires_in: record.expires_in(now),
+        }))
+    }
+
+    async fn save(
+        &self,
+        key: SessionKey<'_>,
+        data: &str,
+        ttl: Duration,
+        expected_generation: Option<u64>,
+    ) -> StoreResult<u64> {
+        let inner = &*self.inner;
+        inner.check_size(data)?;
+        let generation = {
+            let key = record_key(key);
+            let _guard = inner.lock(&key);
+            let now = now_ms();
+            let old = inner.read(&key)?;
+            let old = old.as_deref().map(Record::decode).transpose()?;
+            let live = old.filter(|r| r.is_live(now));
+            if let Some(expected) = expected_generation {
+                let current = live.ok_or(StoreError::NotFound)?;
+                if current.generation != expected {
+                    return Err(StoreError::Conflict);
+                }
+            }
+            let record = Record {
+                expires_at_ms: expiry_after(now, ttl),
+                // Counting on from an expired record keeps generations unique
+                // per id until the sweep has removed it.
+                generation: old.map_or(1, |r| r.generation + 1),
+                data,
+            };
+            inner.write_with_expiry(key, &record, old.map(|r| r.expires_at_ms))?;
+            record.generation
+        };
+        inner.syncer.written().await?;
+        Ok(generation)
+    }
+
+    async fn touch(&self, key: SessionKey<'_>, ttl: Duration) -> StoreResult<bool> {
+        let inner = &*self.inner;
+        {
+            let key = record_key(key);
+            let _guard = inner.lock(&key);
+            let now = now_ms();
+            let Some(bytes) = inner.read(&key)? else {
+                return Ok(false);
+            };
+            let record = Record::decode(&bytes)?;
+            if !record.is_live(now) {
+                return Ok(false);
+            }
+            let touched = Record {
+                expires_at_ms: expiry_after(now, ttl),
+                ..record
+            };
+            inner.write_with_expiry(key, &touched, Some(record.expires_at_ms))?;
+        }
+        inner.syncer.written().await?;
+        Ok(true)
+    }
+
+    async fn delete(&self, key: SessionKey<'_>) -> StoreResult<bool> {
+        let inner = &*self.inner;
+        let existed = {
+            let key = record_key(key);
+            let _guard = inner.lock(&key);
+            let Some(bytes) = inner.read(&key)? else {
+                return Ok(false);
+            };
+            let live = Record::decode(&bytes)?.is_live(now_ms());
+            // Its index entry goes stale and the sweep drops it.
+            inner.records.remove(key).map_err(anyhow::Error::from)?;
+            live
+        };
+        inner.syncer.written().await?;
+        Ok(existed)
+    }
+
+    async fn rename(&self, from: SessionKey<'_>, to: SessionKey<'_>) -> StoreResult<bool> {
+        let inner = &*self.inner;
+        {
+            let (from, to) = (record_key(from), record_key(to));
+            let _guards = inner.lock_pair(&from, &to);
+            let now = now_ms();
+            let Some(bytes) = inner.read(&from)? else {
+                return Ok(false);
+            };
+            let record = Record::decode(&bytes)?;
+            if !record.is_live(now) {
+                return Ok(false);
+            }
+            if let Some(existing) = inner.read(&to)?
+                && Record::decode(&existing)?.is_live(now)
+            {
+                return Err(StoreError::Conflict);
+            }
+            let mut batch = inner.db.batch();
+            batch.remove(&inner.records, from);
+            batch.insert(&inner.records, to.as_slice(), record.encode());
+            batch.insert(
+                &inner.expiry_index,
+                index_key(record.expires_at_ms, &to),
+                [],
+            );
+            batch.commit().map_err(anyhow::Error::from)?;
+        }
+        inner.syncer.written().await?;
+        Ok(true)
+    }
+
+    async fn get_field(&self, key: SessionKey<'_>, name: &str) -> StoreResult<Option<String>> {
+        let bytes = self
+            .inner
+            .read(&record_key(key))?
+            .ok_or(StoreError::NotFound)?;
+        let record = Record::decode(&bytes)?;
+        if !record.is_live(now_ms()) {
+            return Err(StoreError::NotFound);
+        }
+        let object =
+            JsonObject::parse(record.data).context("stored session is not a JSON object")?;
+        Ok(object.get(name).map(str::to_owned))
+    }
+
+    async fn set_field(&self, key: SessionKey<'_>, name: &str, value: &str) -> StoreResult<u64> {
+        let ((), generation) = self.inner.edit(key, |object| {
+            object.set(name, Cow::Owned(value.to_owned()));
+            Ok(((), true))
+        })?;
+        self.inner.syncer.written().await?;
+        Ok(generation.expect("a set always writes"))
+    }
+
+    async fn remove_field(&self, key: SessionKey<'_>, name: &str) -> StoreResult<bool> {
+        let (removed, generation) = self.inner.edit(key, |object| {
+            let removed = object.remove(name);
+            Ok((removed, removed))
+        })?;
+        if generation.is_some() {
+            self.inner.syncer.written().await?;
+        }
+        Ok(removed)
+    }
+
+    async fn incr_field(&self, key: SessionKey<'_>, name: &str, delta: i64) -> StoreResult<i64> {
+        let (value, _) = self.inner.edit(key, |object| {
+            let value = object.increment(name, delta).map_err(|e| match e {
+                IncrementError::NotAnInteger => {
+                    StoreError::InvalidArgument(format!("field {name:?} does not hold an integer"))
+                }
+                IncrementError::Overflow => StoreError::InvalidArgument(format!(
+                    "incrementing field {name:?} overflows s64"
+                )),
+            })?;
+            Ok((value, true))
+        })?;
+        self.inner.syncer.written().await?;
+        Ok(value)
+    }
+}
