@@ -338,8 +338,7 @@ impl Config {
                 max_instances: self.engine.max_instances,
                 ..EngineSettings::default()
             })
-            .artifact_cache(cache)
-            .max_session_bytes(self.store.max_session_bytes);
+            .artifact_cache(cache);
         for route in &self.routes {
             builder = builder.route(RouteSpec {
                 prefix: route.prefix.clone(),

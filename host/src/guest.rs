@@ -117,24 +117,58 @@ pub fn linker(engine: &Engine) -> anyhow::Result<Linker<RequestState>> {
 
 /// A compiled and linked guest, ready to serve requests.
 pub struct Guest {
-    name: String,
+    name: Arc<str>,
     pre: ProxyPre<RequestState>,
     sessions: Option<Arc<SessionPolicy>>,
     store: Arc<dyn SessionStore>,
     limits: GuestLimits,
 }
 
-/// How a request's guest run ended without a response.
-enum Failure {
-    Trap(wasmtime::Error),
-    Timeout,
+/// How a request's guest run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    Finished,
+    Trapped,
+    TimedOut,
+}
+
+impl Outcome {
+    /// Classifies a finished run and logs a failure, with what the guest
+    /// wrote to stderr (a Rust panic message, say).
+    fn report(
+        route: &str,
+        timeout: Duration,
+        result: Result<wasmtime::Result<()>, tokio::time::error::Elapsed>,
+        stderr: &MemoryOutputPipe,
+    ) -> Outcome {
+        let outcome = match result {
+            Ok(Ok(())) => Outcome::Finished,
+            Ok(Err(error)) if matches!(error.downcast_ref(), Some(Trap::Interrupt)) => {
+                Outcome::TimedOut
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(route, error = format!("{error:#}"), "guest trapped");
+                Outcome::Trapped
+            }
+            Err(_) => Outcome::TimedOut,
+        };
+        if outcome == Outcome::TimedOut {
+            tracing::warn!(route, ?timeout, "guest timed out");
+        }
+        let output = stderr.contents();
+        if outcome != Outcome::Finished && !output.is_empty() {
+            let output = String::from_utf8_lossy(&output);
+            tracing::warn!(route, stderr = %output.trim_end(), "guest stderr");
+        }
+        outcome
+    }
 }
 
 impl Guest {
     /// Links `component`; fails when it does not fit the handler world (for
     /// example it imports something the host does not provide).
     pub fn new(
-        name: impl Into<String>,
+        name: &str,
         linker: &Linker<RequestState>,
         component: &Component,
         sessions: Option<SessionPolicy>,
@@ -191,9 +225,10 @@ impl Guest {
         };
 
         // The guest runs in its own task: after sending the response head it
-        // may go on streaming the body.
+        // may go on streaming the body, and fail while doing so. So the task
+        // reports its own failures.
         let pre = self.pre.clone();
-        let timeout = self.limits.timeout;
+        let (route, timeout) = (self.name.clone(), self.limits.timeout);
         let run = tokio::spawn(async move {
             let call = async {
                 let proxy = pre.instantiate_async(&mut store).await?;
@@ -202,44 +237,34 @@ impl Guest {
                     .call_handle(&mut store, incoming, outparam)
                     .await
             };
-            match tokio::time::timeout(timeout, call).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(error)) if matches!(error.downcast_ref(), Some(Trap::Interrupt)) => {
-                    Err(Failure::Timeout)
-                }
-                Ok(Err(error)) => Err(Failure::Trap(error)),
-                Err(_) => Err(Failure::Timeout),
-            }
+            let result = tokio::time::timeout(timeout, call).await;
+            Outcome::report(&route, timeout, result, &stderr)
         });
 
-        let response = match receiver.await {
-            Ok(Ok(response)) => return response,
+        match receiver.await {
+            Ok(Ok(response)) => response,
             Ok(Err(code)) => {
                 tracing::warn!(route = %self.name, error = ?code, "guest responded with an error");
                 host_response(StatusCode::INTERNAL_SERVER_ERROR, "the handler failed\n")
             }
             // The guest dropped the outparam without a response: find out why.
             Err(_) => match run.await {
-                Ok(Ok(())) => {
+                Ok(Outcome::Finished) => {
                     tracing::warn!(route = %self.name, "guest returned without sending a response");
                     host_response(
                         StatusCode::INTERNAL_SERVER_ERROR,
                         "the handler sent no response\n",
                     )
                 }
-                Ok(Err(Failure::Timeout)) => {
-                    tracing::warn!(route = %self.name, timeout = ?timeout, "guest timed out");
+                Ok(Outcome::TimedOut) => {
                     host_response(StatusCode::GATEWAY_TIMEOUT, "the handler timed out\n")
                 }
-                Ok(Err(Failure::Trap(error))) => {
-                    tracing::warn!(route = %self.name, error = format!("{error:#}"), "guest trapped");
+                Ok(Outcome::Trapped) => {
                     host_response(StatusCode::INTERNAL_SERVER_ERROR, "the handler failed\n")
                 }
                 Err(join_error) => self.internal_error("running the guest task", &join_error),
             },
-        };
-        log_stderr(&self.name, &stderr);
-        response
+        }
     }
 
     fn internal_error(
@@ -249,14 +274,6 @@ impl Guest {
     ) -> http::Response<HyperOutgoingBody> {
         tracing::error!(route = %self.name, %error, "{what}");
         host_response(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
-    }
-}
-
-/// Logs what a failed guest wrote to stderr (a Rust panic message, say).
-fn log_stderr(route: &str, stderr: &MemoryOutputPipe) {
-    let contents = stderr.contents();
-    if !contents.is_empty() {
-        tracing::warn!(route, stderr = %String::from_utf8_lossy(&contents).trim_end(), "guest stderr");
     }
 }
 

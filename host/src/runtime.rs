@@ -82,7 +82,6 @@ pub struct RuntimeBuilder {
     routes: Vec<RouteSpec>,
     engine: EngineSettings,
     cache: Option<ArtifactCache>,
-    max_session_bytes: usize,
 }
 
 impl RuntimeBuilder {
@@ -102,12 +101,6 @@ impl RuntimeBuilder {
         self
     }
 
-    /// The largest session guests may write, in bytes of JSON.
-    pub fn max_session_bytes(mut self, bytes: usize) -> Self {
-        self.max_session_bytes = bytes;
-        self
-    }
-
     /// Compiles (or loads from the cache) and links every route's component.
     pub fn build(self) -> anyhow::Result<Runtime> {
         let mut engine_settings = self.engine;
@@ -124,17 +117,22 @@ impl RuntimeBuilder {
             let wasm = std::fs::read(&spec.component)
                 .with_context(|| format!("reading component {}", spec.component.display()))?;
             let (component, cached) = match &self.cache {
-                Some(cache) => cache.load(engine.engine(), &wasm)?,
-                None => (
-                    wasmtime::component::Component::new(engine.engine(), &wasm)?,
-                    false,
-                ),
-            };
+                Some(cache) => cache.load(engine.engine(), &wasm),
+                None => wasmtime::component::Component::new(engine.engine(), &wasm)
+                    .map(|c| (c, false))
+                    .map_err(anyhow::Error::from),
+            }
+            .with_context(|| {
+                format!(
+                    "compiling component {} for route {}",
+                    spec.component.display(),
+                    spec.prefix
+                )
+            })?;
             let sessions = spec.sessions.map(|s| SessionPolicy {
                 namespace: s.namespace,
                 default_ttl: s.default_ttl,
                 max_ttl: s.max_ttl,
-                max_session_bytes: self.max_session_bytes,
             });
             let guest = Guest::new(
                 &spec.prefix,
@@ -164,7 +162,7 @@ impl RuntimeBuilder {
             });
         }
         // Longest prefix first, so the most specific route wins.
-        routes.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+        routes.sort_by_key(|route| std::cmp::Reverse(route.prefix.len()));
         Ok(Runtime {
             routes,
             _engine: engine,
@@ -201,7 +199,6 @@ impl Runtime {
             routes: Vec::new(),
             engine: EngineSettings::default(),
             cache: ArtifactCache::default_dir().map(ArtifactCache::new),
-            max_session_bytes: 128 * 1024,
         }
     }
 

@@ -35,7 +35,6 @@ pub struct SessionPolicy {
     pub namespace: String,
     pub default_ttl: Duration,
     pub max_ttl: Duration,
-    pub max_session_bytes: usize,
 }
 
 /// Per-request session access, held in the request's wasmtime store.
@@ -82,7 +81,7 @@ impl SessionsContext {
 
     /// Validates session data and returns its compact form.
     fn data(&self, data: &str) -> Result<String> {
-        if data.len() > self.policy()?.max_session_bytes {
+        if data.len() > self.store.max_session_bytes() {
             return Err(Error::TooLarge);
         }
         let object = JsonObject::parse(data)
@@ -100,7 +99,7 @@ impl SessionsContext {
     }
 
     fn field_value<'a>(&self, value: &'a str) -> Result<&'a str> {
-        if value.len() > self.policy()?.max_session_bytes {
+        if value.len() > self.store.max_session_bytes() {
             return Err(Error::TooLarge);
         }
         parse_value(value)
@@ -248,5 +247,185 @@ impl Host for SessionsContext {
             .incr_field(key, name, delta)
             .await
             .map_err(|e| self.map_error(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{EmbeddedConfig, EmbeddedStore};
+
+    const MAX_BYTES: usize = 1024;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        sessions: SessionsContext,
+    }
+
+    fn fixture(policy: Option<SessionPolicy>) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(EmbeddedConfig {
+            max_session_bytes: MAX_BYTES,
+            ..EmbeddedConfig::new(dir.path())
+        })
+        .unwrap();
+        Fixture {
+            sessions: SessionsContext::new(policy.map(Arc::new), Arc::new(store)),
+            _dir: dir,
+        }
+    }
+
+    fn policy() -> SessionPolicy {
+        SessionPolicy {
+            namespace: "test".into(),
+            default_ttl: Duration::from_secs(600),
+            max_ttl: Duration::from_secs(3600),
+        }
+    }
+
+    fn invalid(result: Result<impl std::fmt::Debug>, argument: &str) {
+        match result {
+            Err(Error::InvalidArgument(why)) => assert!(why.starts_with(argument), "{why}"),
+            other => panic!("expected invalid-argument({argument}), got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn routes_without_a_policy_are_denied_everything() {
+        let mut f = fixture(None);
+        let s = &mut f.sessions;
+        let id = session_id::generate();
+        assert!(matches!(
+            s.create("{}".into(), None).await,
+            Err(Error::AccessDenied)
+        ));
+        assert!(matches!(s.get(id.clone()).await, Err(Error::AccessDenied)));
+        assert!(matches!(
+            s.touch(id.clone(), None).await,
+            Err(Error::AccessDenied)
+        ));
+        assert!(matches!(
+            s.delete(id.clone()).await,
+            Err(Error::AccessDenied)
+        ));
+        assert!(matches!(
+            s.incr_field(id, "n".into(), 1).await,
+            Err(Error::AccessDenied)
+        ));
+    }
+
+    #[tokio::test]
+    async fn bad_arguments_get_typed_errors() {
+        let mut f = fixture(Some(policy()));
+        let s = &mut f.sessions;
+        let id = s.create(r#"{"n":1,"s":"x"}"#.into(), None).await.unwrap();
+
+        invalid(s.get("nope".into()).await, "id");
+        invalid(s.touch(format!("{id}="), None).await, "id");
+        invalid(s.create("[1]".into(), None).await, "data");
+        invalid(s.create("{".into(), None).await, "data");
+        invalid(s.save(id.clone(), "null".into(), None).await, "data");
+        invalid(s.create("{}".into(), Some(0)).await, "ttl");
+        invalid(s.create("{}".into(), Some(3601)).await, "ttl");
+        invalid(s.touch(id.clone(), Some(u32::MAX)).await, "ttl");
+        invalid(s.get_field(id.clone(), String::new()).await, "name");
+        invalid(
+            s.set_field(id.clone(), "x".repeat(MAX_FIELD_NAME_BYTES + 1), "1".into())
+                .await,
+            "name",
+        );
+        invalid(
+            s.set_field(id.clone(), "a".into(), "{oops".into()).await,
+            "value",
+        );
+        invalid(s.incr_field(id.clone(), "s".into(), 1).await, "field \"s\"");
+
+        let big = format!(r#"{{"a":"{}"}}"#, "x".repeat(MAX_BYTES));
+        assert!(matches!(
+            s.create(big.clone(), None).await,
+            Err(Error::TooLarge)
+        ));
+        assert!(matches!(
+            s.save(id.clone(), big, None).await,
+            Err(Error::TooLarge)
+        ));
+        let half = format!(r#""{}""#, "y".repeat(MAX_BYTES / 2));
+        s.set_field(id.clone(), "a".into(), half.clone())
+            .await
+            .unwrap();
+        assert!(matches!(
+            s.set_field(id.clone(), "b".into(), half).await,
+            Err(Error::TooLarge)
+        ));
+
+        // None of the rejected calls changed the session.
+        let session = s.get(id).await.unwrap().unwrap();
+        assert_eq!(session.generation, 2);
+        assert!(session.data.starts_with(r#"{"n":1,"s":"x","a":"#));
+    }
+
+    #[tokio::test]
+    async fn data_is_stored_compact_and_ttls_apply() {
+        let mut f = fixture(Some(policy()));
+        let s = &mut f.sessions;
+        let id = s
+            .create(" { \"a\" : [1, 2],\n \"a\": 3 } ".into(), None)
+            .await
+            .unwrap();
+        let session = s.get(id.clone()).await.unwrap().unwrap();
+        assert_eq!(session.data, r#"{"a":3}"#);
+        assert!(
+            (599..=600).contains(&session.expires_in),
+            "default ttl: {}",
+            session.expires_in
+        );
+        assert!(s.touch(id.clone(), Some(5)).await.unwrap());
+        assert_eq!(
+            s.get(id.clone()).await.unwrap().unwrap().expires_in,
+            5,
+            "rounded up"
+        );
+        assert_eq!(
+            s.get_field(id, "a".into()).await.unwrap().as_deref(),
+            Some("3")
+        );
+    }
+
+    #[tokio::test]
+    async fn rotate_moves_the_session_to_a_fresh_id() {
+        let mut f = fixture(Some(policy()));
+        let s = &mut f.sessions;
+        let old = s.create(r#"{"user":"ada"}"#.into(), None).await.unwrap();
+        let new = s.rotate(old.clone()).await.unwrap();
+        assert_ne!(new, old);
+        assert_eq!(session_id::validate(&new), Ok(()));
+        assert!(
+            s.get(old.clone()).await.unwrap().is_none(),
+            "the old id is dead"
+        );
+        assert_eq!(s.get(new).await.unwrap().unwrap().data, r#"{"user":"ada"}"#);
+        assert!(matches!(s.rotate(old).await, Err(Error::NotFound)));
+    }
+
+    #[tokio::test]
+    async fn save_if_reports_conflicts() {
+        let mut f = fixture(Some(policy()));
+        let s = &mut f.sessions;
+        let id = s.create("{}".into(), None).await.unwrap();
+        assert_eq!(
+            s.save_if(id.clone(), r#"{"v":1}"#.into(), 1, None)
+                .await
+                .unwrap(),
+            2
+        );
+        assert!(matches!(
+            s.save_if(id.clone(), r#"{"v":2}"#.into(), 1, None).await,
+            Err(Error::Conflict)
+        ));
+        assert!(matches!(
+            s.save_if(session_id::generate(), "{}".into(), 1, None)
+                .await,
+            Err(Error::NotFound)
+        ));
     }
 }

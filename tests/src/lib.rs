@@ -1,1 +1,291 @@
-//! Helpers shared by the end-to-end tests.
+//! Helpers shared by the end-to-end tests: the real `edge-session` binary
+//! started as a child process on an ephemeral port, the guest components
+//! built for wasm32-wasip2, and a small HTTP client that keeps a cookie.
+//!
+//! `scripts/test.sh` builds the binary and the guests before running the
+//! tests; each helper says what to build when something is missing.
+
+pub mod conformance;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Where the workspace keeps build output.
+pub fn target_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(dir);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target")
+}
+
+/// A guest component built by `scripts/build-guests.sh`.
+pub fn guest(name: &str) -> PathBuf {
+    let path = target_dir()
+        .join("wasm32-wasip2/guest")
+        .join(format!("{name}.wasm"));
+    assert!(
+        path.is_file(),
+        "{} is missing: build the guests with scripts/build-guests.sh (or run scripts/test.sh)",
+        path.display()
+    );
+    path
+}
+
+/// The `edge-session` binary of the profile these tests were built with.
+pub fn host_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("EDGE_SESSION_BIN") {
+        return PathBuf::from(path);
+    }
+    // Test executables live in target/<profile>/deps/; the binary one level up.
+    let exe = std::env::current_exe().expect("current test executable");
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>")
+        .join("edge-session");
+    assert!(
+        path.is_file(),
+        "{} is missing: build it with `cargo build -p edge-session` (or run scripts/test.sh)",
+        path.display()
+    );
+    path
+}
+
+/// A running `edge-session serve` with its own config and data directory.
+pub struct Host {
+    child: Option<Child>,
+    pub address: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Host {
+    /// Starts the host with `config` (TOML). `{data}` in it is replaced by a
+    /// fresh data directory and `{cache}` by the shared artifact cache, so
+    /// components compile once per test run rather than once per test.
+    pub fn start(config: &str) -> Host {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = config
+            .replace("{data}", &dir.path().join("sessions").display().to_string())
+            .replace(
+                "{cache}",
+                &target_dir()
+                    .join("test-artifact-cache")
+                    .display()
+                    .to_string(),
+            );
+        std::fs::write(dir.path().join("edge.toml"), config).expect("write config");
+        let mut host = Host {
+            child: None,
+            address: String::new(),
+            dir,
+        };
+        host.launch();
+        host
+    }
+
+    /// Starts the process again on the same config and data directory.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop the host before restarting it");
+        self.launch();
+    }
+
+    fn launch(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("host log");
+        let mut child = Command::new(host_binary())
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(self.dir.path().join("edge.toml"))
+            .env("RUST_LOG", "info,fjall=warn,lsm_tree=warn")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("start edge-session");
+        let stdout = child.stdout.take().expect("piped stdout");
+        self.child = Some(child);
+        let (lines, first_line) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = lines.send(line);
+            }
+        });
+        // Compiling components in a debug build can take a while.
+        match first_line.recv_timeout(Duration::from_secs(180)) {
+            Ok(line) => {
+                let address = line
+                    .strip_prefix("listening on http://")
+                    .expect("listening line");
+                self.address = address.to_owned();
+            }
+            Err(_) => panic!("the host did not start; its log:\n{}", self.log()),
+        }
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("host.log")
+    }
+
+    /// What the host wrote to stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(&self.address)
+    }
+
+    /// Sends a signal to the host process.
+    pub fn signal(&self, signal: i32) {
+        let child = self.child.as_ref().expect("host is running");
+        let pid = i32::try_from(child.id()).expect("pid fits i32");
+        // SAFETY: plain kill(2) on our own child's pid.
+        assert_eq!(
+            unsafe { libc::kill(pid, signal) },
+            0,
+            "kill({pid}, {signal})"
+        );
+    }
+
+    /// SIGKILL: the process dies with no chance to flush anything.
+    pub fn kill_hard(&mut self) {
+        self.signal(libc::SIGKILL);
+        self.wait(Duration::from_secs(10));
+    }
+
+    /// Waits for the process to exit and returns its status.
+    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("host is running");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait for host") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "the host did not exit within {timeout:?}; its log:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("--- host log ---\n{}", self.log());
+        }
+    }
+}
+
+/// An HTTP response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+}
+
+/// A browser-like client: keeps the `sid` cookie the server sets.
+#[derive(Clone)]
+pub struct Client {
+    agent: ureq::Agent,
+    base: String,
+    pub sid: Option<String>,
+}
+
+impl Client {
+    pub fn new(address: &str) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        Self {
+            agent,
+            base: format!("http://{address}"),
+            sid: None,
+        }
+    }
+
+    pub fn get(&mut self, path: &str) -> Reply {
+        self.send("GET", path, None)
+    }
+
+    pub fn post(&mut self, path: &str, body: &str) -> Reply {
+        self.send("POST", path, Some(body.as_bytes()))
+    }
+
+    pub fn delete(&mut self, path: &str) -> Reply {
+        self.send("DELETE", path, None)
+    }
+
+    /// Sends a request with the current cookie and remembers a new one.
+    pub fn send(&mut self, method: &str, path: &str, body: Option<&[u8]>) -> Reply {
+        let url = format!("{}{path}", self.base);
+        let mut request = ureq::http::Request::builder().method(method).uri(&url);
+        if let Some(sid) = &self.sid {
+            request = request.header("cookie", format!("sid={sid}"));
+        }
+        let request = request
+            .body(body.unwrap_or_default().to_vec())
+            .expect("request");
+        let mut response = self
+            .agent
+            .run(request)
+            .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    v.to_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        let reply = Reply {
+            status: response.status().as_u16(),
+            headers,
+            body: response.body_mut().read_to_string().unwrap_or_default(),
+        };
+        if let Some(cookie) = reply.header("set-cookie") {
+            let value = cookie
+                .split(';')
+                .next()
+                .and_then(|c| c.strip_prefix("sid="))
+                .unwrap_or_default();
+            self.sid = (!value.is_empty()).then(|| value.to_owned());
+        }
+        reply
+    }
+}

@@ -1,7 +1,8 @@
 //! The `edge-session` command: parses flags and config, then hands over to
 //! the library.
 
-use std::path::PathBuf;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -9,6 +10,9 @@ use clap::{Parser, Subcommand};
 use edge_session::config::Config;
 use edge_session::server::{self, ServerSettings};
 use tracing_subscriber::EnvFilter;
+
+/// Our logs at info; the storage engine's only when something is wrong.
+const DEFAULT_LOG_FILTER: &str = "info,fjall=warn,lsm_tree=warn";
 
 #[derive(Parser)]
 #[command(version, about = "A WebAssembly edge session runtime")]
@@ -35,16 +39,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER)),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match cli.command {
         Command::Serve { config, listen } => serve(&config, listen),
     }
 }
 
-fn serve(path: &PathBuf, listen: Option<std::net::SocketAddr>) -> ExitCode {
+fn serve(path: &Path, listen: Option<std::net::SocketAddr>) -> ExitCode {
     let config = match Config::load(path) {
         Ok(config) => config,
         Err(error) => {

@@ -88,6 +88,11 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// A session backend. See the module documentation for the guarantees.
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
+    /// The largest session, in bytes of JSON text, this store accepts
+    /// (writes that would exceed it fail with [`StoreError::TooLarge`]).
+    /// The host rejects larger input before even parsing it.
+    fn max_session_bytes(&self) -> usize;
+
     /// Creates a session unless a live one already has this key; returns
     /// whether it was created. New sessions start at generation 1.
     async fn insert(&self, key: SessionKey<'_>, data: &str, ttl: Duration) -> StoreResult<bool>;

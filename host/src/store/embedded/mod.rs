@@ -311,6 +311,10 @@ impl Inner {
 
 #[async_trait]
 impl SessionStore for EmbeddedStore {
+    fn max_session_bytes(&self) -> usize {
+        self.inner.max_session_bytes
+    }
+
     async fn insert(&self, key: SessionKey<'_>, data: &str, ttl: Duration) -> StoreResult<bool> {
         let inner = &*self.inner;
         inner.check_size(data)?;

@@ -7,6 +7,9 @@
 //! - `/sleep?ms=N`: answers after N milliseconds (timeouts, graceful shutdown);
 //! - `/silent`: returns without sending any response;
 //! - `/session`: tries to create a session and reports the outcome;
+//! - `/outgoing`: tries an outgoing HTTP request and reports the outcome;
+//! - `/env`: reports how many environment variables it can see;
+//! - `/big?kb=N`: answers with N KiB (client-disconnect tests);
 //! - anything else: 200 "ok".
 
 use edge_session_guest::{Request, Response, sessions};
@@ -55,8 +58,39 @@ impl edge_session_guest::Handler for Faulty {
                 Ok(_) => Response::text(200, "created\n"),
                 Err(error) => Response::text(error.status(), &format!("{error:?}\n")),
             },
+            "outgoing" => Response::text(200, &format!("{}\n", outgoing_request())),
+            "env" => Response::text(200, &format!("{} variables\n", std::env::vars().count())),
+            "big" => {
+                let kb: usize = request
+                    .query()
+                    .and_then(|q| q.strip_prefix("kb="))
+                    .and_then(|kb| kb.parse().ok())
+                    .unwrap_or(1024);
+                Response::new(200, vec![b'x'; kb * 1024])
+            }
             _ => Response::text(200, "ok\n"),
         }
+    }
+}
+
+/// Sends `GET http://example.com/` and describes what happened.
+fn outgoing_request() -> String {
+    use wasip2::http::outgoing_handler;
+    use wasip2::http::types::{Fields, OutgoingRequest, Scheme};
+
+    let request = OutgoingRequest::new(Fields::new());
+    let _ = request.set_scheme(Some(&Scheme::Http));
+    let _ = request.set_authority(Some("example.com"));
+    let _ = request.set_path_with_query(Some("/"));
+    let future = match outgoing_handler::handle(request, None) {
+        Ok(future) => future,
+        Err(code) => return format!("refused: {code:?}"),
+    };
+    future.subscribe().block();
+    match future.get() {
+        Some(Ok(Ok(response))) => format!("sent! status {}", response.status()),
+        Some(Ok(Err(code))) => format!("refused: {code:?}"),
+        other => format!("unexpected: {other:?}"),
     }
 }
 

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The test suite, as CI runs it: formatting, lints, then every test
+# (unit, store conformance, end-to-end over HTTP against the real binary).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/build-guests.sh
+scripts/wit-deps.sh
+
+cargo fmt --all -- --check
+cargo clippy --all-targets -- -D warnings
+cargo clippy --target wasm32-wasip2 -p edge-session-guest -p counter -p cart -p faulty -- -D warnings
+
+# The end-to-end tests run the binary, so build it first.
+cargo build -p edge-session --bins
+cargo test

@@ -1,0 +1,347 @@
+//! End to end: the real `edge-session` binary serving the real guest
+//! components over HTTP, with sessions in the embedded store on disk.
+
+use std::time::Duration;
+
+use edge_session_tests::{Host, guest};
+
+/// The example guests plus the faulty test guest. `{data}` and `{cache}`
+/// are filled in by [`Host::start`].
+fn demo_config(counter_ttl: &str) -> String {
+    format!(
+        r#"
+[engine]
+cache_dir = "{{cache}}"
+
+[store.embedded]
+path = "{{data}}"
+
+[[routes]]
+prefix = "/counter"
+component = "{counter}"
+namespace = "counter"
+default_ttl = "{counter_ttl}"
+
+[[routes]]
+prefix = "/shop"
+component = "{cart}"
+namespace = "shop"
+
+[[routes]]
+prefix = "/faulty"
+component = "{faulty}"
+namespace = "faulty"
+timeout = "1s"
+max_memory_mib = 32
+
+[[routes]]
+prefix = "/no-sessions"
+component = "{faulty}"
+"#,
+        counter = guest("counter").display(),
+        cart = guest("cart").display(),
+        faulty = guest("faulty").display(),
+    )
+}
+
+#[test]
+fn counter_counts_each_visitor_separately() {
+    let host = Host::start(&demo_config("30m"));
+    let mut alice = host.client();
+    let first = alice.get("/counter");
+    assert_eq!(first.status, 200, "{first:?}");
+    assert_eq!(first.json()["count"], 1);
+    let cookie = first
+        .header("set-cookie")
+        .expect("a new visitor gets a cookie");
+    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(cookie.contains(attribute), "{cookie} lacks {attribute}");
+    }
+    let sid = alice.sid.clone().expect("sid cookie");
+    assert_eq!(sid.len(), 22, "128-bit base64url id");
+
+    assert_eq!(alice.get("/counter").json()["count"], 2);
+    let third = alice.get("/counter/any/sub/path");
+    assert_eq!(third.json()["count"], 3);
+    assert!(
+        third.header("set-cookie").is_none(),
+        "a known visitor keeps the cookie"
+    );
+
+    let mut bob = host.client();
+    assert_eq!(bob.get("/counter").json()["count"], 1);
+    assert_ne!(bob.sid, alice.sid);
+    assert_eq!(alice.get("/counter").json()["count"], 4);
+
+    // An id the host never issued starts a fresh session; it is never adopted.
+    let mut forger = host.client();
+    forger.sid = Some("AAAAAAAAAAAAAAAAAAAAAA".into());
+    assert_eq!(forger.get("/counter").json()["count"], 1);
+    assert_ne!(forger.sid.as_deref(), Some("AAAAAAAAAAAAAAAAAAAAAA"));
+    let mut garbage = host.client();
+    garbage.sid = Some("not an id; at all".into());
+    assert_eq!(garbage.get("/counter").json()["count"], 1);
+}
+
+#[test]
+fn login_cart_logout() {
+    let host = Host::start(&demo_config("30m"));
+    let mut shopper = host.client();
+    assert_eq!(shopper.get("/shop/cart").status, 401, "no session yet");
+
+    let login = shopper.post("/shop/login", r#"{"user":"ada"}"#);
+    assert_eq!(login.status, 200, "{login:?}");
+    let first_sid = shopper.sid.clone().expect("login sets the cookie");
+
+    assert_eq!(
+        shopper
+            .post("/shop/cart/items", r#"{"sku":"apple","qty":2}"#)
+            .json()["qty"],
+        2
+    );
+    assert_eq!(
+        shopper
+            .post("/shop/cart/items", r#"{"sku":"apple","qty":3}"#)
+            .json()["qty"],
+        5
+    );
+    assert_eq!(
+        shopper
+            .post("/shop/cart/items", r#"{"sku":"pear","qty":1}"#)
+            .json()["qty"],
+        1
+    );
+    let cart = shopper.get("/shop/cart").json();
+    assert_eq!(cart["user"], "ada");
+    assert_eq!(cart["items"], serde_json::json!({ "apple": 5, "pear": 1 }));
+
+    assert_eq!(shopper.delete("/shop/cart/items/pear").status, 200);
+    assert_eq!(shopper.delete("/shop/cart/items/pear").status, 404);
+    assert_eq!(
+        shopper.get("/shop/cart").json()["items"],
+        serde_json::json!({ "apple": 5 })
+    );
+
+    // Logging in again never keeps the old id (session fixation).
+    shopper.post("/shop/login", r#"{"user":"ada"}"#);
+    assert_ne!(shopper.sid.as_deref(), Some(first_sid.as_str()));
+    let mut stale = host.client();
+    stale.sid = Some(first_sid);
+    assert_eq!(
+        stale.get("/shop/cart").status,
+        401,
+        "the pre-login id is dead"
+    );
+
+    let logout = shopper.post("/shop/logout", "");
+    assert_eq!(logout.status, 200);
+    assert!(
+        logout.header("set-cookie").unwrap().contains("Max-Age=0"),
+        "the cookie is expired"
+    );
+    let mut after = host.client();
+    after.sid = Some(shopper.sid.clone().unwrap_or_default());
+    assert_eq!(
+        after.get("/shop/cart").status,
+        401,
+        "the session is gone server-side"
+    );
+}
+
+#[test]
+fn bad_input_gets_a_clear_4xx() {
+    let host = Host::start(&demo_config("30m"));
+    let mut client = host.client();
+    assert_eq!(client.get("/nowhere").status, 404, "no route");
+    assert_eq!(client.post("/counter", "").status, 405);
+    assert_eq!(client.post("/shop/login", "not json").status, 400);
+    assert_eq!(client.post("/shop/login", r#"{"user":""}"#).status, 400);
+    assert_eq!(client.post("/shop/login", r#"{"user":"a b"}"#).status, 400);
+    client.post("/shop/login", r#"{"user":"ada"}"#);
+    let bad_items = [
+        r#"{"sku":"apple"}"#,
+        r#"{"sku":"apple","qty":0}"#,
+        r#"{"sku":"apple","qty":100000}"#,
+        r#"{"sku":"a/b","qty":1}"#,
+        r#"{"sku":"apple","qty":"2"}"#,
+        "[]",
+    ];
+    for body in bad_items {
+        let reply = client.post("/shop/cart/items", body);
+        assert_eq!(reply.status, 400, "{body} -> {reply:?}");
+        assert!(reply.json()["error"].is_string(), "the error says why");
+    }
+    let huge = vec![b'x'; 2 * 1024 * 1024];
+    assert_eq!(
+        client.send("POST", "/shop/cart/items", Some(&huge)).status,
+        413
+    );
+    // Nothing above damaged the cart.
+    assert_eq!(
+        client.get("/shop/cart").json()["items"],
+        serde_json::json!({})
+    );
+}
+
+#[test]
+fn concurrent_visits_lose_no_increment() {
+    const THREADS: usize = 8;
+    const VISITS: usize = 40;
+    let host = Host::start(&demo_config("30m"));
+    let mut client = host.client();
+    assert_eq!(client.get("/counter").json()["count"], 1);
+    let threads: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let mut tab = client.clone();
+            std::thread::spawn(move || {
+                for _ in 0..VISITS {
+                    assert_eq!(tab.get("/counter").status, 200);
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    assert_eq!(
+        client.get("/counter").json()["count"],
+        (1 + THREADS * VISITS + 1) as u64
+    );
+}
+
+#[test]
+fn sessions_expire() {
+    let host = Host::start(&demo_config("1s"));
+    let mut client = host.client();
+    assert_eq!(client.get("/counter").json()["count"], 1);
+    assert_eq!(client.get("/counter").json()["count"], 2);
+    let sid = client.sid.clone();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        client.get("/counter").json()["count"],
+        1,
+        "the expired session is gone"
+    );
+    assert_ne!(client.sid, sid, "and a new one was issued");
+}
+
+#[test]
+fn acknowledged_sessions_survive_kill_9_and_restart() {
+    let mut host = Host::start(&demo_config("30m"));
+    let mut client = host.client();
+    for expected in 1..=3 {
+        assert_eq!(client.get("/counter").json()["count"], expected);
+    }
+    host.kill_hard();
+    host.restart();
+    assert!(
+        host.log().contains("cached=true"),
+        "the restart reuses precompiled components"
+    );
+    let mut returning = host.client();
+    returning.sid = client.sid;
+    assert_eq!(returning.get("/counter").json()["count"], 4);
+}
+
+#[test]
+fn guest_faults_end_only_their_own_request() {
+    let host = Host::start(&demo_config("30m"));
+    let faults = [
+        ("/faulty/panic", 500),
+        ("/faulty/alloc", 500),
+        ("/faulty/silent", 500),
+        ("/faulty/loop", 504),
+        ("/faulty/sleep?ms=3000", 504),
+    ];
+    let threads: Vec<_> = faults
+        .into_iter()
+        .map(|(path, expected)| {
+            let mut client = host.client();
+            std::thread::spawn(move || {
+                for _ in 0..2 {
+                    let reply = client.get(path);
+                    assert_eq!(reply.status, expected, "{path}: {reply:?}");
+                }
+            })
+        })
+        .collect();
+    // Meanwhile, everyone else is served.
+    let mut visitor = host.client();
+    for expected in 1..=20 {
+        assert_eq!(visitor.get("/counter").json()["count"], expected);
+    }
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    assert_eq!(host.client().get("/faulty/fine").status, 200);
+    let log = host.log();
+    assert!(
+        log.contains("the faulty guest panics on purpose"),
+        "the panic message is logged"
+    );
+    assert!(log.contains("guest timed out"));
+}
+
+#[test]
+fn routes_without_a_namespace_have_no_session_access() {
+    let host = Host::start(&demo_config("30m"));
+    let reply = host.client().get("/no-sessions/session");
+    assert_eq!(reply.status, 403);
+    assert!(reply.body.contains("AccessDenied"), "{reply:?}");
+    assert_eq!(host.client().get("/faulty/session").status, 200);
+}
+
+#[test]
+fn sigterm_lets_requests_in_flight_finish() {
+    let mut host = Host::start(&demo_config("30m"));
+    let mut client = host.client();
+    let in_flight = std::thread::spawn(move || client.get("/faulty/sleep?ms=800"));
+    std::thread::sleep(Duration::from_millis(300));
+    host.signal(libc::SIGTERM);
+    let reply = in_flight.join().unwrap();
+    assert_eq!((reply.status, reply.body.as_str()), (200, "slept 800 ms\n"));
+    let status = host.wait(Duration::from_secs(10));
+    assert!(status.success(), "clean exit after draining: {status:?}");
+    assert!(host.log().contains("SIGTERM received"));
+}
+
+#[test]
+fn guests_get_no_environment_and_no_outgoing_http() {
+    let host = Host::start(&demo_config("30m"));
+    let reply = host.client().get("/faulty/outgoing");
+    assert_eq!(reply.status, 200);
+    assert!(
+        reply.body.contains("refused: ErrorCode::HttpRequestDenied"),
+        "{reply:?}"
+    );
+    assert_eq!(host.client().get("/faulty/env").body, "0 variables\n");
+}
+
+#[test]
+fn clients_that_leave_mid_response_harm_nothing() {
+    use std::io::{Read, Write};
+    let host = Host::start(&demo_config("30m"));
+    for _ in 0..4 {
+        let mut stream = std::net::TcpStream::connect(&host.address).unwrap();
+        write!(
+            stream,
+            "GET /faulty/big?kb=16384 HTTP/1.1\r\nHost: test\r\n\r\n"
+        )
+        .unwrap();
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).unwrap();
+        assert_eq!(&head, b"HTTP/1.1 200");
+        // Gone before reading the 16 MiB body.
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(host.client().get("/faulty/fine").status, 200);
+    let log = host.log();
+    assert!(
+        !log.contains("guest trapped"),
+        "a write to a departed client must not trap the guest"
+    );
+    assert!(
+        !log.contains("guest timed out"),
+        "nor hang it until its deadline"
+    );
+}

@@ -1,0 +1,124 @@
+//! The embedded store: the conformance body in both durability modes, plus
+//! what only this backend promises (background sweep, reopening).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use edge_session::session_id;
+use edge_session::store::{Durability, EmbeddedConfig, EmbeddedStore, SessionKey, SessionStore};
+use edge_session_tests::conformance;
+
+fn config(dir: &std::path::Path, durability: Durability) -> EmbeddedConfig {
+    EmbeddedConfig {
+        durability,
+        max_session_bytes: conformance::MAX_SESSION_BYTES,
+        ..EmbeddedConfig::new(dir)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance_buffered() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(config(dir.path(), Durability::default())).unwrap();
+    conformance::run(Arc::new(store)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance_fsync_with_group_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(config(dir.path(), Durability::Fsync)).unwrap();
+    conformance::run(Arc::new(store)).await;
+}
+
+#[tokio::test]
+async fn sweep_deletes_expired_sessions_and_keeps_live_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(config(dir.path(), Durability::default())).unwrap();
+    let ids: Vec<String> = (0..20).map(|_| session_id::generate()).collect();
+    let key = |i: usize| SessionKey::new("sweep", &ids[i]);
+    for i in 0..20 {
+        let ttl = if i < 10 {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_secs(3600)
+        };
+        store.insert(key(i), "{}", ttl).await.unwrap();
+    }
+    // Two short sessions are kept alive by touch: their index entries are
+    // early and the sweep must move them, not delete the sessions.
+    store
+        .touch(key(0), Duration::from_secs(3600))
+        .await
+        .unwrap();
+    store
+        .touch(key(1), Duration::from_secs(3600))
+        .await
+        .unwrap();
+    // One long session is deleted: its index entry goes stale.
+    store.delete(key(19)).await.unwrap();
+    assert_eq!(store.stored_records().unwrap(), 19);
+
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let stats = store.sweep_expired().unwrap();
+    assert_eq!(stats.expired, 8, "the eight untouched short sessions");
+    assert_eq!(stats.reindexed, 2, "the two touched sessions");
+    assert_eq!(
+        store.stored_records().unwrap(),
+        11,
+        "expired records are gone from disk"
+    );
+    for i in 0..20 {
+        let live = store.load(key(i)).await.unwrap().is_some();
+        assert_eq!(live, i < 2 || (10..19).contains(&i), "session {i}");
+    }
+    // Nothing is due any more: a second sweep has nothing to do.
+    assert_eq!(store.sweep_expired().unwrap().expired, 0);
+}
+
+#[tokio::test]
+async fn background_sweep_runs_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(EmbeddedConfig {
+        sweep_interval: Duration::from_millis(200),
+        ..config(dir.path(), Durability::default())
+    })
+    .unwrap();
+    for _ in 0..5 {
+        let id = session_id::generate();
+        store
+            .insert(SessionKey::new("bg", &id), "{}", Duration::from_secs(1))
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.stored_records().unwrap(), 5);
+    let mut left = 5;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        left = store.stored_records().unwrap();
+        if left == 0 {
+            break;
+        }
+    }
+    assert_eq!(left, 0, "the background sweep deletes expired sessions");
+}
+
+#[tokio::test]
+async fn sessions_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = session_id::generate();
+    let key = SessionKey::new("reopen", &id);
+    {
+        let store = EmbeddedStore::open(config(dir.path(), Durability::default())).unwrap();
+        store
+            .insert(key, r#"{"n":1}"#, Duration::from_secs(3600))
+            .await
+            .unwrap();
+        store.incr_field(key, "n", 41).await.unwrap();
+    }
+    let store = EmbeddedStore::open(config(dir.path(), Durability::default())).unwrap();
+    let session = store.load(key).await.unwrap().expect("still there");
+    assert_eq!(
+        (session.data.as_str(), session.generation),
+        (r#"{"n":42}"#, 2)
+    );
+}
