@@ -345,3 +345,46 @@ fn clients_that_leave_mid_response_harm_nothing() {
         "nor hang it until its deadline"
     );
 }
+
+#[test]
+fn keep_alive_serves_many_requests_per_connection_and_rejects_hostless_ones() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let host = Host::start(&demo_config("30m"));
+    let stream = std::net::TcpStream::connect(&host.address).unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    let mut exchange = |request: &str| -> (String, String) {
+        writer.write_all(request.as_bytes()).unwrap();
+        let mut status = String::new();
+        reader.read_line(&mut status).unwrap();
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = value.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        (
+            status.trim_end().to_owned(),
+            String::from_utf8(body).unwrap(),
+        )
+    };
+    for _ in 0..3 {
+        let (status, body) = exchange("GET /faulty/fine HTTP/1.1\r\nHost: test\r\n\r\n");
+        assert_eq!(
+            (status.as_str(), body.as_str()),
+            ("HTTP/1.1 200 OK", "ok\n")
+        );
+    }
+    let (status, _) = exchange("GET /faulty/fine HTTP/1.1\r\n\r\n");
+    assert_eq!(
+        status, "HTTP/1.1 400 Bad Request",
+        "no Host header, no authority"
+    );
+}

@@ -191,11 +191,28 @@ impl Inner {
         (first, (high != low).then(|| self.lock_stripe(high)))
     }
 
-    fn read(&self, key: &[u8]) -> anyhow::Result<Option<fjall::Slice>> {
-        Ok(self.records.get(key)?)
+    /// Passes the record under `key` to `f`, decoded in place: `None` when
+    /// there is none, an expired record as it is.
+    fn read<T>(
+        &self,
+        key: &[u8],
+        f: impl FnOnce(Option<Record<'_>>) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let bytes = self.records.get(key).map_err(anyhow::Error::from)?;
+        f(bytes.as_deref().map(Record::decode).transpose()?)
     }
 
-    fn write_record(&self, key: Vec<u8>, record: &Record) -> anyhow::Result<()> {
+    /// Like [`Inner::read`], with an expired record passed as `None`.
+    fn read_live<T>(
+        &self,
+        key: &[u8],
+        now: u64,
+        f: impl FnOnce(Option<Record<'_>>) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        self.read(key, |record| f(record.filter(|r| r.is_live(now))))
+    }
+
+    fn write_record(&self, key: &[u8], record: &Record) -> anyhow::Result<()> {
         self.records.insert(key, record.encode())?;
         Ok(())
     }
@@ -213,13 +230,13 @@ impl Inner {
     /// entry only when the expiry moved earlier (see the module docs).
     fn write_with_expiry(
         &self,
-        key: Vec<u8>,
+        key: &[u8],
         record: &Record,
         old_expiry: Option<u64>,
     ) -> anyhow::Result<()> {
         match old_expiry {
             Some(old) if record.expires_at_ms >= old => self.write_record(key, record),
-            _ => self.write_indexed(&key, record),
+            _ => self.write_indexed(key, record),
         }
     }
 
@@ -242,26 +259,23 @@ impl Inner {
     ) -> StoreResult<(T, Option<u64>)> {
         let key = record_key(key);
         let _guard = self.lock(&key);
-        let bytes = self.read(&key)?.ok_or(StoreError::NotFound)?;
-        let record = Record::decode(&bytes)?;
-        if !record.is_live(now_ms()) {
-            return Err(StoreError::NotFound);
-        }
-        let mut object =
-            JsonObject::parse(record.data).context("stored session is not a JSON object")?;
-        let (result, changed) = edit(&mut object)?;
-        if !changed {
-            return Ok((result, None));
-        }
-        let data = object.to_json();
-        self.check_size(&data)?;
-        let updated = Record {
-            generation: record.generation + 1,
-            data: &data,
-            ..record
-        };
-        self.write_record(key, &updated)?;
-        Ok((result, Some(updated.generation)))
+        self.read_live(&key, now_ms(), |record| {
+            let record = record.ok_or(StoreError::NotFound)?;
+            let mut object = parse_data(&record)?;
+            let (result, changed) = edit(&mut object)?;
+            if !changed {
+                return Ok((result, None));
+            }
+            let data = object.to_json();
+            self.check_size(&data)?;
+            let updated = Record {
+                generation: record.generation + 1,
+                data: &data,
+                ..record
+            };
+            self.write_record(&key, &updated)?;
+            Ok((result, Some(updated.generation)))
+        })
     }
 
     fn sweep(&self, now: u64) -> anyhow::Result<SweepStats> {
@@ -291,19 +305,20 @@ impl Inner {
         let _guard = self.lock(key);
         let mut batch = self.db.batch();
         batch.remove(&self.expiry_index, entry);
-        match self.read(key)? {
-            Some(bytes) => {
-                let record = Record::decode(&bytes)?;
-                if record.is_live(now) {
+        self.read(key, |record| {
+            match record {
+                Some(record) if record.is_live(now) => {
                     batch.insert(&self.expiry_index, index_key(record.expires_at_ms, key), []);
                     stats.reindexed += 1;
-                } else {
+                }
+                Some(_) => {
                     batch.remove(&self.records, key);
                     stats.expired += 1;
                 }
+                None => stats.reindexed += 1,
             }
-            None => stats.reindexed += 1,
-        }
+            Ok(())
+        })?;
         batch.commit()?;
         Ok(())
     }
@@ -322,10 +337,7 @@ impl SessionStore for EmbeddedStore {
             let key = record_key(key);
             let _guard = inner.lock(&key);
             let now = now_ms();
-            let taken = match inner.read(&key)? {
-                Some(bytes) => Record::decode(&bytes)?.is_live(now),
-                None => false,
-            };
+            let taken = inner.read_live(&key, now, |live| Ok(live.is_some()))?;
             if !taken {
                 let record = Record {
                     expires_at_ms: expiry_after(now, ttl),
@@ -343,16 +355,14 @@ impl SessionStore for EmbeddedStore {
     }
 
     async fn load(&self, key: SessionKey<'_>) -> StoreResult<Option<StoredSession>> {
-        let Some(bytes) = self.inner.read(&record_key(key))? else {
-            return Ok(None);
-        };
-        let record = Record::decode(&bytes)?;
         let now = now_ms();
-        Ok(record.is_live(now).then(|| StoredSession {
-            data: record.data.to_owned(),
-            generation: record.generation,
-            expires_in: record.expires_in(now),
-        }))
+        self.inner.read_live(&record_key(key), now, |live| {
+            Ok(live.map(|record| StoredSession {
+                data: record.data.to_owned(),
+                generation: record.generation,
+                expires_in: record.expires_in(now),
+            }))
+        })
     }
 
     async fn save(
@@ -368,24 +378,23 @@ impl SessionStore for EmbeddedStore {
             let key = record_key(key);
             let _guard = inner.lock(&key);
             let now = now_ms();
-            let old = inner.read(&key)?;
-            let old = old.as_deref().map(Record::decode).transpose()?;
-            let live = old.filter(|r| r.is_live(now));
-            if let Some(expected) = expected_generation {
-                let current = live.ok_or(StoreError::NotFound)?;
-                if current.generation != expected {
-                    return Err(StoreError::Conflict);
+            inner.read(&key, |old| {
+                if let Some(expected) = expected_generation {
+                    let live = old.filter(|r| r.is_live(now)).ok_or(StoreError::NotFound)?;
+                    if live.generation != expected {
+                        return Err(StoreError::Conflict);
+                    }
                 }
-            }
-            let record = Record {
-                expires_at_ms: expiry_after(now, ttl),
-                // Counting on from an expired record keeps generations unique
-                // per id until the sweep has removed it.
-                generation: old.map_or(1, |r| r.generation + 1),
-                data,
-            };
-            inner.write_with_expiry(key, &record, old.map(|r| r.expires_at_ms))?;
-            record.generation
+                let record = Record {
+                    expires_at_ms: expiry_after(now, ttl),
+                    // Counting on from an expired record keeps generations
+                    // unique per id until the sweep has removed it.
+                    generation: old.map_or(1, |r| r.generation + 1),
+                    data,
+                };
+                inner.write_with_expiry(&key, &record, old.map(|r| r.expires_at_ms))?;
+                Ok(record.generation)
+            })?
         };
         inner.syncer.written().await?;
         Ok(generation)
@@ -393,88 +402,87 @@ impl SessionStore for EmbeddedStore {
 
     async fn touch(&self, key: SessionKey<'_>, ttl: Duration) -> StoreResult<bool> {
         let inner = &*self.inner;
-        {
+        let touched = {
             let key = record_key(key);
             let _guard = inner.lock(&key);
             let now = now_ms();
-            let Some(bytes) = inner.read(&key)? else {
-                return Ok(false);
-            };
-            let record = Record::decode(&bytes)?;
-            if !record.is_live(now) {
-                return Ok(false);
-            }
-            let touched = Record {
-                expires_at_ms: expiry_after(now, ttl),
-                ..record
-            };
-            inner.write_with_expiry(key, &touched, Some(record.expires_at_ms))?;
+            inner.read_live(&key, now, |live| {
+                let Some(record) = live else {
+                    return Ok(false);
+                };
+                let touched = Record {
+                    expires_at_ms: expiry_after(now, ttl),
+                    ..record
+                };
+                inner.write_with_expiry(&key, &touched, Some(record.expires_at_ms))?;
+                Ok(true)
+            })?
+        };
+        if touched {
+            inner.syncer.written().await?;
         }
-        inner.syncer.written().await?;
-        Ok(true)
+        Ok(touched)
     }
 
     async fn delete(&self, key: SessionKey<'_>) -> StoreResult<bool> {
         let inner = &*self.inner;
-        let existed = {
+        let (existed, was_live) = {
             let key = record_key(key);
             let _guard = inner.lock(&key);
-            let Some(bytes) = inner.read(&key)? else {
-                return Ok(false);
-            };
-            let live = Record::decode(&bytes)?.is_live(now_ms());
-            // Its index entry goes stale and the sweep drops it.
-            inner.records.remove(key).map_err(anyhow::Error::from)?;
-            live
+            let (existed, was_live) = inner.read(&key, |record| {
+                Ok((
+                    record.is_some(),
+                    record.is_some_and(|r| r.is_live(now_ms())),
+                ))
+            })?;
+            if existed {
+                // Its index entry goes stale and the sweep drops it.
+                inner.records.remove(key).map_err(anyhow::Error::from)?;
+            }
+            (existed, was_live)
         };
-        inner.syncer.written().await?;
-        Ok(existed)
+        if existed {
+            inner.syncer.written().await?;
+        }
+        Ok(was_live)
     }
 
     async fn rename(&self, from: SessionKey<'_>, to: SessionKey<'_>) -> StoreResult<bool> {
         let inner = &*self.inner;
-        {
+        let renamed = {
             let (from, to) = (record_key(from), record_key(to));
             let _guards = inner.lock_pair(&from, &to);
             let now = now_ms();
-            let Some(bytes) = inner.read(&from)? else {
-                return Ok(false);
-            };
-            let record = Record::decode(&bytes)?;
-            if !record.is_live(now) {
-                return Ok(false);
-            }
-            if let Some(existing) = inner.read(&to)?
-                && Record::decode(&existing)?.is_live(now)
-            {
-                return Err(StoreError::Conflict);
-            }
-            let mut batch = inner.db.batch();
-            batch.remove(&inner.records, from);
-            batch.insert(&inner.records, to.as_slice(), record.encode());
-            batch.insert(
-                &inner.expiry_index,
-                index_key(record.expires_at_ms, &to),
-                [],
-            );
-            batch.commit().map_err(anyhow::Error::from)?;
+            inner.read_live(&from, now, |live| {
+                let Some(record) = live else {
+                    return Ok(false);
+                };
+                if inner.read_live(&to, now, |taken| Ok(taken.is_some()))? {
+                    return Err(StoreError::Conflict);
+                }
+                let mut batch = inner.db.batch();
+                batch.remove(&inner.records, from.as_slice());
+                batch.insert(&inner.records, to.as_slice(), record.encode());
+                batch.insert(
+                    &inner.expiry_index,
+                    index_key(record.expires_at_ms, &to),
+                    [],
+                );
+                batch.commit().map_err(anyhow::Error::from)?;
+                Ok(true)
+            })?
+        };
+        if renamed {
+            inner.syncer.written().await?;
         }
-        inner.syncer.written().await?;
-        Ok(true)
+        Ok(renamed)
     }
 
     async fn get_field(&self, key: SessionKey<'_>, name: &str) -> StoreResult<Option<String>> {
-        let bytes = self
-            .inner
-            .read(&record_key(key))?
-            .ok_or(StoreError::NotFound)?;
-        let record = Record::decode(&bytes)?;
-        if !record.is_live(now_ms()) {
-            return Err(StoreError::NotFound);
-        }
-        let object =
-            JsonObject::parse(record.data).context("stored session is not a JSON object")?;
-        Ok(object.get(name).map(str::to_owned))
+        self.inner.read_live(&record_key(key), now_ms(), |live| {
+            let record = live.ok_or(StoreError::NotFound)?;
+            Ok(parse_data(&record)?.get(name).map(str::to_owned))
+        })
     }
 
     async fn set_field(&self, key: SessionKey<'_>, name: &str, value: &str) -> StoreResult<u64> {
@@ -512,4 +520,9 @@ impl SessionStore for EmbeddedStore {
         self.inner.syncer.written().await?;
         Ok(value)
     }
+}
+
+/// The stored session data as an editable object.
+fn parse_data<'a>(record: &Record<'a>) -> StoreResult<JsonObject<'a>> {
+    Ok(JsonObject::parse(record.data).context("stored session is not a JSON object")?)
 }

@@ -46,11 +46,7 @@ impl edge_session_guest::Handler for Faulty {
                 }
             }
             "sleep" => {
-                let ms: u64 = request
-                    .query()
-                    .and_then(|q| q.strip_prefix("ms="))
-                    .and_then(|ms| ms.parse().ok())
-                    .unwrap_or(100);
+                let ms = query_number(&request, "ms").unwrap_or(100);
                 wasip2::clocks::monotonic_clock::subscribe_duration(ms * 1_000_000).block();
                 Response::text(200, &format!("slept {ms} ms\n"))
             }
@@ -61,16 +57,21 @@ impl edge_session_guest::Handler for Faulty {
             "outgoing" => Response::text(200, &format!("{}\n", outgoing_request())),
             "env" => Response::text(200, &format!("{} variables\n", std::env::vars().count())),
             "big" => {
-                let kb: usize = request
-                    .query()
-                    .and_then(|q| q.strip_prefix("kb="))
-                    .and_then(|kb| kb.parse().ok())
-                    .unwrap_or(1024);
-                Response::new(200, vec![b'x'; kb * 1024])
+                let kb = query_number(&request, "kb").unwrap_or(1024);
+                Response::new(200, vec![b'x'; kb as usize * 1024])
             }
             _ => Response::text(200, "ok\n"),
         }
     }
+}
+
+/// The number in a `?name=N` query.
+fn query_number(request: &Request, name: &str) -> Option<u64> {
+    let (key, value) = request.query()?.split_once('=')?;
+    if key != name {
+        return None;
+    }
+    value.parse().ok()
 }
 
 /// Sends `GET http://example.com/` and describes what happened.
