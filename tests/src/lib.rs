@@ -215,12 +215,12 @@ impl Reply {
     }
 }
 
-/// A browser-like client: keeps the `sid` cookie the server sets.
+/// A browser-like client: keeps the cookies the server sets.
 #[derive(Clone)]
 pub struct Client {
     agent: ureq::Agent,
     base: String,
-    pub sid: Option<String>,
+    cookies: Vec<(String, String)>,
 }
 
 impl Client {
@@ -233,7 +233,22 @@ impl Client {
         Self {
             agent,
             base: format!("http://{address}"),
-            sid: None,
+            cookies: Vec::new(),
+        }
+    }
+
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.cookies
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Sets (or with `None` drops) a cookie, as a forger or a returning visitor would.
+    pub fn set_cookie(&mut self, name: &str, value: Option<&str>) {
+        self.cookies.retain(|(n, _)| n != name);
+        if let Some(value) = value {
+            self.cookies.push((name.to_owned(), value.to_owned()));
         }
     }
 
@@ -249,12 +264,17 @@ impl Client {
         self.send("DELETE", path, None)
     }
 
-    /// Sends a request with the current cookie and remembers a new one.
+    /// Sends a request with the cookies kept so far and keeps the new ones.
     pub fn send(&mut self, method: &str, path: &str, body: Option<&[u8]>) -> Reply {
         let url = format!("{}{path}", self.base);
         let mut request = ureq::http::Request::builder().method(method).uri(&url);
-        if let Some(sid) = &self.sid {
-            request = request.header("cookie", format!("sid={sid}"));
+        if !self.cookies.is_empty() {
+            let header: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect();
+            request = request.header("cookie", header.join("; "));
         }
         let request = request
             .body(body.unwrap_or_default().to_vec())
@@ -263,7 +283,7 @@ impl Client {
             .agent
             .run(request)
             .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-        let headers = response
+        let headers: Vec<(String, String)> = response
             .headers()
             .iter()
             .map(|(n, v)| {
@@ -273,19 +293,17 @@ impl Client {
                 )
             })
             .collect();
-        let reply = Reply {
+        for (_, set_cookie) in headers.iter().filter(|(n, _)| n == "set-cookie") {
+            let pair = set_cookie.split(';').next().unwrap_or_default();
+            if let Some((name, value)) = pair.split_once('=') {
+                // An emptied cookie is how servers delete one.
+                self.set_cookie(name.trim(), (!value.is_empty()).then_some(value));
+            }
+        }
+        Reply {
             status: response.status().as_u16(),
             headers,
             body: response.body_mut().read_to_string().unwrap_or_default(),
-        };
-        if let Some(cookie) = reply.header("set-cookie") {
-            let value = cookie
-                .split(';')
-                .next()
-                .and_then(|c| c.strip_prefix("sid="))
-                .unwrap_or_default();
-            self.sid = (!value.is_empty()).then(|| value.to_owned());
         }
-        reply
     }
 }

@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use edge_session_tests::{Host, guest};
 
+/// The cart keeps its own cookie, so that the counter's does not clash.
+const SHOP_COOKIE: &str = "shop_sid";
+
 /// The example guests plus the faulty test guest. `{data}` and `{cache}`
 /// are filled in by [`Host::start`].
 fn demo_config(counter_ttl: &str) -> String {
@@ -57,7 +60,7 @@ fn counter_counts_each_visitor_separately() {
     for attribute in ["HttpOnly", "SameSite=Lax", "Path=/"] {
         assert!(cookie.contains(attribute), "{cookie} lacks {attribute}");
     }
-    let sid = alice.sid.clone().expect("sid cookie");
+    let sid = alice.cookie("sid").expect("sid cookie").to_owned();
     assert_eq!(sid.len(), 22, "128-bit base64url id");
 
     assert_eq!(alice.get("/counter").json()["count"], 2);
@@ -70,16 +73,16 @@ fn counter_counts_each_visitor_separately() {
 
     let mut bob = host.client();
     assert_eq!(bob.get("/counter").json()["count"], 1);
-    assert_ne!(bob.sid, alice.sid);
+    assert_ne!(bob.cookie("sid"), alice.cookie("sid"));
     assert_eq!(alice.get("/counter").json()["count"], 4);
 
     // An id the host never issued starts a fresh session; it is never adopted.
     let mut forger = host.client();
-    forger.sid = Some("AAAAAAAAAAAAAAAAAAAAAA".into());
+    forger.set_cookie("sid", Some("AAAAAAAAAAAAAAAAAAAAAA"));
     assert_eq!(forger.get("/counter").json()["count"], 1);
-    assert_ne!(forger.sid.as_deref(), Some("AAAAAAAAAAAAAAAAAAAAAA"));
+    assert_ne!(forger.cookie("sid"), Some("AAAAAAAAAAAAAAAAAAAAAA"));
     let mut garbage = host.client();
-    garbage.sid = Some("not an id; at all".into());
+    garbage.set_cookie("sid", Some("not-an-id-at-all"));
     assert_eq!(garbage.get("/counter").json()["count"], 1);
 }
 
@@ -91,7 +94,10 @@ fn login_cart_logout() {
 
     let login = shopper.post("/shop/login", r#"{"user":"ada"}"#);
     assert_eq!(login.status, 200, "{login:?}");
-    let first_sid = shopper.sid.clone().expect("login sets the cookie");
+    let first_sid = shopper
+        .cookie(SHOP_COOKIE)
+        .expect("login sets the cookie")
+        .to_owned();
 
     assert_eq!(
         shopper
@@ -124,28 +130,45 @@ fn login_cart_logout() {
 
     // Logging in again never keeps the old id (session fixation).
     shopper.post("/shop/login", r#"{"user":"ada"}"#);
-    assert_ne!(shopper.sid.as_deref(), Some(first_sid.as_str()));
+    assert_ne!(shopper.cookie(SHOP_COOKIE), Some(first_sid.as_str()));
     let mut stale = host.client();
-    stale.sid = Some(first_sid);
+    stale.set_cookie(SHOP_COOKIE, Some(&first_sid));
     assert_eq!(
         stale.get("/shop/cart").status,
         401,
         "the pre-login id is dead"
     );
 
+    let session = shopper.cookie(SHOP_COOKIE).expect("logged in").to_owned();
     let logout = shopper.post("/shop/logout", "");
     assert_eq!(logout.status, 200);
     assert!(
         logout.header("set-cookie").unwrap().contains("Max-Age=0"),
         "the cookie is expired"
     );
+    assert_eq!(shopper.cookie(SHOP_COOKIE), None);
     let mut after = host.client();
-    after.sid = Some(shopper.sid.clone().unwrap_or_default());
+    after.set_cookie(SHOP_COOKIE, Some(&session));
     assert_eq!(
         after.get("/shop/cart").status,
         401,
         "the session is gone server-side"
     );
+}
+
+#[test]
+fn one_visitor_keeps_both_apps_sessions() {
+    let host = Host::start(&demo_config("30m"));
+    let mut visitor = host.client();
+    assert_eq!(visitor.get("/counter").json()["count"], 1);
+    visitor.post("/shop/login", r#"{"user":"ada"}"#);
+    visitor.post("/shop/cart/items", r#"{"sku":"fig","qty":1}"#);
+    assert_eq!(
+        visitor.get("/counter").json()["count"],
+        2,
+        "the shop's cookie left the counter's alone"
+    );
+    assert_eq!(visitor.get("/shop/cart").json()["items"]["fig"], 1);
 }
 
 #[test]
@@ -215,14 +238,18 @@ fn sessions_expire() {
     let mut client = host.client();
     assert_eq!(client.get("/counter").json()["count"], 1);
     assert_eq!(client.get("/counter").json()["count"], 2);
-    let sid = client.sid.clone();
+    let sid = client.cookie("sid").map(str::to_owned);
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(
         client.get("/counter").json()["count"],
         1,
         "the expired session is gone"
     );
-    assert_ne!(client.sid, sid, "and a new one was issued");
+    assert_ne!(
+        client.cookie("sid").map(str::to_owned),
+        sid,
+        "and a new one was issued"
+    );
 }
 
 #[test]
@@ -239,7 +266,7 @@ fn acknowledged_sessions_survive_kill_9_and_restart() {
         "the restart reuses precompiled components"
     );
     let mut returning = host.client();
-    returning.sid = client.sid;
+    returning.set_cookie("sid", client.cookie("sid"));
     assert_eq!(returning.get("/counter").json()["count"], 4);
 }
 

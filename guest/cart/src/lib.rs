@@ -17,7 +17,8 @@ use edge_session_guest::{Error, Handler, Request, Response, export_handler, sess
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-const COOKIE: &str = "sid";
+/// Not `sid`: the counter on the same site uses that name.
+const COOKIE: &str = "shop_sid";
 const ITEM_PREFIX: &str = "cart.";
 const MAX_QTY: i64 = 1000;
 
