@@ -159,6 +159,12 @@ pub struct RouteSection {
     pub timeout: Duration,
     #[serde(default = "default_memory_mib")]
     pub max_memory_mib: usize,
+    #[serde(default = "default_max_request_bytes")]
+    pub max_request_bytes: u64,
+    #[serde(default = "default_max_response_bytes")]
+    pub max_response_bytes: u64,
+    #[serde(default = "default_max_concurrency")]
+    pub max_concurrency: usize,
 }
 
 fn default_listen() -> SocketAddr {
@@ -175,6 +181,15 @@ fn default_timeout() -> Duration {
 }
 fn default_memory_mib() -> usize {
     GuestLimits::default().max_memory_bytes / MIB
+}
+fn default_max_request_bytes() -> u64 {
+    GuestLimits::default().max_request_bytes
+}
+fn default_max_response_bytes() -> u64 {
+    GuestLimits::default().max_response_bytes
+}
+fn default_max_concurrency() -> usize {
+    GuestLimits::default().max_concurrency
 }
 
 /// Reads durations such as "30m", "1h 30m", "500ms".
@@ -300,6 +315,20 @@ impl Config {
             if !(1..=4096).contains(&route.max_memory_mib) {
                 return Err(error(field("max_memory_mib"), "must be between 1 and 4096"));
             }
+            if route.max_request_bytes == 0 {
+                return Err(error(field("max_request_bytes"), "must be at least 1"));
+            }
+            if route.max_response_bytes == 0 {
+                return Err(error(field("max_response_bytes"), "must be at least 1"));
+            }
+            if route.max_concurrency == 0
+                || route.max_concurrency > self.engine.max_instances as usize
+            {
+                return Err(error(
+                    field("max_concurrency"),
+                    "must be at least 1 and at most engine.max_instances",
+                ));
+            }
         }
         Ok(())
     }
@@ -351,6 +380,9 @@ impl Config {
                 limits: GuestLimits {
                     max_memory_bytes: route.max_memory_mib * MIB,
                     timeout: route.timeout,
+                    max_request_bytes: route.max_request_bytes,
+                    max_response_bytes: route.max_response_bytes,
+                    max_concurrency: route.max_concurrency,
                 },
             });
         }
@@ -437,6 +469,20 @@ mod tests {
         assert_eq!(
             field_of(&format!("{ROUTE}max_memory_mib = 0")),
             "routes[0].max_memory_mib"
+        );
+        assert_eq!(
+            field_of(&format!("{ROUTE}max_request_bytes = 0")),
+            "routes[0].max_request_bytes"
+        );
+        assert_eq!(
+            field_of(&format!("{ROUTE}max_response_bytes = -1")),
+            "routes[0].max_response_bytes"
+        );
+        assert_eq!(
+            field_of(&format!(
+                "[engine]\nmax_instances = 4\n{ROUTE}max_concurrency = 5"
+            )),
+            "routes[0].max_concurrency"
         );
         assert_eq!(
             field_of(&format!("{ROUTE}colour = \"red\"")),

@@ -8,14 +8,15 @@
 //! only this request, as a 500 or 504.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::StatusCode;
 use http_body_util::BodyExt;
-use tokio::sync::oneshot;
+use tokio::sync::{Semaphore, oneshot};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime::{Engine, PoolConcurrencyLimitError, Store, StoreLimits, StoreLimitsBuilder, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -23,6 +24,7 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
+use crate::body_limit::{LimitedBody, declared_length};
 use crate::engine::deadline_ticks;
 use crate::sessions_host::{self, SessionPolicy, SessionsContext};
 use crate::store::SessionStore;
@@ -37,6 +39,13 @@ pub struct GuestLimits {
     pub max_memory_bytes: usize,
     /// Wall-clock deadline for the whole request, including CPU-bound loops.
     pub timeout: Duration,
+    /// Largest request body; larger requests get a 413.
+    pub max_request_bytes: u64,
+    /// Largest response body a guest may send.
+    pub max_response_bytes: u64,
+    /// Instances of this route running at once; more requests get a 503
+    /// with `Retry-After` at once (never an unbounded queue).
+    pub max_concurrency: usize,
 }
 
 impl Default for GuestLimits {
@@ -44,6 +53,9 @@ impl Default for GuestLimits {
         Self {
             max_memory_bytes: 64 * 1024 * 1024,
             timeout: Duration::from_secs(10),
+            max_request_bytes: 1024 * 1024,
+            max_response_bytes: 8 * 1024 * 1024,
+            max_concurrency: 100,
         }
     }
 }
@@ -122,6 +134,8 @@ pub struct Guest {
     sessions: Option<Arc<SessionPolicy>>,
     store: Arc<dyn SessionStore>,
     limits: GuestLimits,
+    /// One permit per instance allowed to run at once.
+    concurrency: Arc<Semaphore>,
 }
 
 /// How a request's guest run ended.
@@ -130,6 +144,8 @@ enum Outcome {
     Finished,
     Trapped,
     TimedOut,
+    /// No instance could be allocated: the engine's pool is full.
+    Overloaded,
 }
 
 impl Outcome {
@@ -143,6 +159,10 @@ impl Outcome {
     ) -> Outcome {
         let outcome = match result {
             Ok(Ok(())) => Outcome::Finished,
+            Ok(Err(error)) if error.downcast_ref::<PoolConcurrencyLimitError>().is_some() => {
+                tracing::warn!(route, error = %error, "instance pool exhausted");
+                Outcome::Overloaded
+            }
             Ok(Err(error)) if matches!(error.downcast_ref(), Some(Trap::Interrupt)) => {
                 Outcome::TimedOut
             }
@@ -156,7 +176,7 @@ impl Outcome {
             tracing::warn!(route, ?timeout, "guest timed out");
         }
         let output = stderr.contents();
-        if outcome != Outcome::Finished && !output.is_empty() {
+        if matches!(outcome, Outcome::Trapped | Outcome::TimedOut) && !output.is_empty() {
             let output = String::from_utf8_lossy(&output);
             tracing::warn!(route, stderr = %output.trim_end(), "guest stderr");
         }
@@ -181,6 +201,7 @@ impl Guest {
             pre,
             sessions: sessions.map(Arc::new),
             store,
+            concurrency: Arc::new(Semaphore::new(limits.max_concurrency)),
             limits,
         })
     }
@@ -189,9 +210,23 @@ impl Guest {
     /// host's error response when the guest fails.
     pub async fn handle<B>(&self, request: http::Request<B>) -> http::Response<HyperOutgoingBody>
     where
-        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
+        let limits = self.limits;
+        let Ok(permit) = self.concurrency.clone().try_acquire_owned() else {
+            tracing::debug!(route = %self.name, limit = limits.max_concurrency, "route busy");
+            return overloaded();
+        };
+        if declared_length(request.headers())
+            .is_some_and(|length| length > limits.max_request_bytes)
+        {
+            return host_response(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
+        }
+        let (parts, body) = request.into_parts();
+        let (body, request_too_large) = LimitedBody::request(body, limits.max_request_bytes);
+        let request = http::Request::from_parts(parts, body);
+
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE_BYTES);
         let wasi = WasiCtxBuilder::new()
             .stderr(stderr.clone())
@@ -204,13 +239,13 @@ impl Guest {
             hooks: DenyOutgoingHttp,
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new()
-                .memory_size(self.limits.max_memory_bytes)
+                .memory_size(limits.max_memory_bytes)
                 .build(),
             sessions: SessionsContext::new(self.sessions.clone(), self.store.clone()),
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.limits);
-        store.set_epoch_deadline(deadline_ticks(self.limits.timeout));
+        store.set_epoch_deadline(deadline_ticks(limits.timeout));
         store.epoch_deadline_trap();
 
         let (sender, receiver) = oneshot::channel();
@@ -228,8 +263,10 @@ impl Guest {
         // may go on streaming the body, and fail while doing so. So the task
         // reports its own failures.
         let pre = self.pre.clone();
-        let (route, timeout) = (self.name.clone(), self.limits.timeout);
+        let (route, timeout) = (self.name.clone(), limits.timeout);
         let run = tokio::spawn(async move {
+            // The permit lives as long as the instance, body streaming included.
+            let _permit = permit;
             let call = async {
                 let proxy = pre.instantiate_async(&mut store).await?;
                 proxy
@@ -242,7 +279,27 @@ impl Guest {
         });
 
         match receiver.await {
-            Ok(Ok(response)) => response,
+            Ok(Ok(response)) => {
+                // The guest saw only a failed read: say what really happened.
+                if request_too_large.load(Ordering::Acquire) {
+                    return host_response(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "request body too large\n",
+                    );
+                }
+                if declared_length(response.headers())
+                    .is_some_and(|length| length > limits.max_response_bytes)
+                {
+                    tracing::warn!(route = %self.name, limit = limits.max_response_bytes, "guest response too large");
+                    return host_response(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "the handler's response is too large\n",
+                    );
+                }
+                response.map(|body| {
+                    LimitedBody::response(body, limits.max_response_bytes).boxed_unsync()
+                })
+            }
             Ok(Err(code)) => {
                 tracing::warn!(route = %self.name, error = ?code, "guest responded with an error");
                 host_response(StatusCode::INTERNAL_SERVER_ERROR, "the handler failed\n")
@@ -262,6 +319,7 @@ impl Guest {
                 Ok(Outcome::Trapped) => {
                     host_response(StatusCode::INTERNAL_SERVER_ERROR, "the handler failed\n")
                 }
+                Ok(Outcome::Overloaded) => overloaded(),
                 Err(join_error) => self.internal_error("running the guest task", &join_error),
             },
         }
@@ -275,6 +333,16 @@ impl Guest {
         tracing::error!(route = %self.name, %error, "{what}");
         host_response(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
     }
+}
+
+/// 503 with `Retry-After`: the route or the engine has no instance free.
+fn overloaded() -> http::Response<HyperOutgoingBody> {
+    let mut response = host_response(StatusCode::SERVICE_UNAVAILABLE, "busy, retry shortly\n");
+    response.headers_mut().insert(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from_static("1"),
+    );
+    response
 }
 
 /// A short plain-text response made by the host itself.

@@ -10,6 +10,7 @@
 //! everything it does is available here to Rust programs.
 
 pub mod artifact_cache;
+pub mod body_limit;
 pub mod config;
 pub mod engine;
 pub mod guest;

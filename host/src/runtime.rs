@@ -206,7 +206,7 @@ impl Runtime {
     /// 404 when no route matches.
     pub async fn handle<B>(&self, request: http::Request<B>) -> http::Response<HyperOutgoingBody>
     where
-        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
         let path = request.uri().path();

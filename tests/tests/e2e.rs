@@ -40,6 +40,13 @@ max_memory_mib = 32
 [[routes]]
 prefix = "/no-sessions"
 component = "{faulty}"
+
+[[routes]]
+prefix = "/limited"
+component = "{faulty}"
+max_request_bytes = 1024
+max_response_bytes = 4096
+max_concurrency = 2
 "#,
         counter = guest("counter").display(),
         cart = guest("cart").display(),
@@ -194,10 +201,10 @@ fn bad_input_gets_a_clear_4xx() {
         assert_eq!(reply.status, 400, "{body} -> {reply:?}");
         assert!(reply.json()["error"].is_string(), "the error says why");
     }
-    let huge = vec![b'x'; 2 * 1024 * 1024];
     assert_eq!(
-        client.send("POST", "/shop/cart/items", Some(&huge)).status,
-        413
+        declared_post(&host.address, "/shop/cart/items", 2 * 1024 * 1024),
+        413,
+        "bodies over the route's max_request_bytes"
     );
     // Nothing above damaged the cart.
     assert_eq!(
@@ -280,7 +287,7 @@ fn guest_faults_end_only_their_own_request() {
         ("/faulty/loop", 504),
         ("/faulty/sleep?ms=3000", 504),
     ];
-    let threads: Vec<_> = faults
+    let mut threads: Vec<_> = faults
         .into_iter()
         .map(|(path, expected)| {
             let mut client = host.client();
@@ -292,6 +299,17 @@ fn guest_faults_end_only_their_own_request() {
             })
         })
         .collect();
+    let address = host.address.clone();
+    threads.push(std::thread::spawn(move || {
+        let huge = vec![b'x'; 4 * 1024 * 1024];
+        for _ in 0..2 {
+            assert_eq!(
+                chunked_post(&address, "/faulty/fine", &huge),
+                413,
+                "a huge streamed body"
+            );
+        }
+    }));
     // Meanwhile, everyone else is served.
     let mut visitor = host.client();
     for expected in 1..=20 {
@@ -352,7 +370,7 @@ fn clients_that_leave_mid_response_harm_nothing() {
         let mut stream = std::net::TcpStream::connect(&host.address).unwrap();
         write!(
             stream,
-            "GET /faulty/big?kb=16384 HTTP/1.1\r\nHost: test\r\n\r\n"
+            "GET /faulty/big?kb=6144 HTTP/1.1\r\nHost: test\r\n\r\n"
         )
         .unwrap();
         let mut head = [0u8; 12];
@@ -413,5 +431,120 @@ fn keep_alive_serves_many_requests_per_connection_and_rejects_hostless_ones() {
     assert_eq!(
         status, "HTTP/1.1 400 Bad Request",
         "no Host header, no authority"
+    );
+}
+
+/// Sends a request with a chunked body (no Content-Length) and returns the
+/// status. The host may answer and close before reading it all, as servers
+/// do with bodies they refuse: writing then stops.
+fn chunked_post(address: &str, path: &str, body: &[u8]) -> u16 {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    .unwrap();
+    let _ = body.chunks(16 * 1024).try_for_each(|chunk| {
+        write!(stream, "{:x}\r\n", chunk.len())?;
+        stream.write_all(chunk)?;
+        stream.write_all(b"\r\n")
+    });
+    let _ = stream.write_all(b"0\r\n\r\n");
+    read_status(stream)
+}
+
+/// Sends only the head of a request that declares a `Content-Length` of
+/// `length`, and returns the status.
+fn declared_post(address: &str, path: &str, length: usize) -> u16 {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Length: {length}\r\n\r\n"
+    )
+    .unwrap();
+    read_status(stream)
+}
+
+fn read_status(stream: std::net::TcpStream) -> u16 {
+    use std::io::{BufRead, BufReader};
+    let mut status = String::new();
+    BufReader::new(stream).read_line(&mut status).unwrap();
+    status
+        .split(' ')
+        .nth(1)
+        .unwrap_or_else(|| panic!("no status in {status:?}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn body_limits_end_only_the_offending_request() {
+    let host = Host::start(&demo_config("30m"));
+    let mut client = host.client();
+    let too_big = vec![b'x'; 2048];
+    assert_eq!(
+        declared_post(&host.address, "/limited/fine", too_big.len()),
+        413,
+        "declared too large: refused before any guest runs"
+    );
+    assert_eq!(
+        chunked_post(&host.address, "/limited/fine", &too_big),
+        413,
+        "chunked: cut off while streaming, the guest answers 413"
+    );
+    assert_eq!(
+        chunked_post(&host.address, "/limited/fine", &[b'y'; 1000]),
+        200
+    );
+    assert_eq!(
+        client
+            .send("POST", "/limited/fine", Some(&[b'y'; 1024]))
+            .status,
+        200
+    );
+
+    assert_eq!(
+        client.get("/limited/big?kb=8").status,
+        500,
+        "response over the route's limit"
+    );
+    assert!(host.log().contains("guest response too large"));
+    let fits = client.get("/limited/big?kb=2");
+    assert_eq!((fits.status, fits.body.len()), (200, 2048));
+}
+
+#[test]
+fn a_busy_route_answers_503_with_retry_after_and_never_queues() {
+    const CALLERS: usize = 6;
+    let host = Host::start(&demo_config("30m"));
+    let start = std::sync::Arc::new(std::sync::Barrier::new(CALLERS));
+    let callers: Vec<_> = (0..CALLERS)
+        .map(|_| {
+            let (mut client, start) = (host.client(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                client.get("/limited/sleep?ms=1500")
+            })
+        })
+        .collect();
+    // Meanwhile other routes are served as usual.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut visitor = host.client();
+    assert_eq!(visitor.get("/counter").status, 200);
+    let replies: Vec<_> = callers.into_iter().map(|c| c.join().unwrap()).collect();
+    let served = replies.iter().filter(|r| r.status == 200).count();
+    let busy: Vec<_> = replies.iter().filter(|r| r.status == 503).collect();
+    assert_eq!(served + busy.len(), CALLERS, "{replies:?}");
+    assert!(
+        (1..=2).contains(&served),
+        "at most max_concurrency run at once: {replies:?}"
+    );
+    assert!(busy.iter().all(|r| r.header("retry-after") == Some("1")));
+    assert_eq!(
+        host.client().get("/limited/fine").status,
+        200,
+        "permits come back"
     );
 }
