@@ -17,7 +17,9 @@ use serde::{Deserialize, Deserializer};
 use crate::artifact_cache::ArtifactCache;
 use crate::engine::EngineSettings;
 use crate::guest::GuestLimits;
-use crate::runtime::{RouteSessions, RouteSpec, Runtime};
+use crate::runtime::{RouteSpec, Runtime};
+use crate::session_cookie::{self, CookiePolicy};
+use crate::sessions_host::SessionPolicy;
 use crate::store::{Durability, EmbeddedConfig, EmbeddedStore, SessionStore};
 
 const MIB: usize = 1024 * 1024;
@@ -165,6 +167,47 @@ pub struct RouteSection {
     pub max_response_bytes: u64,
     #[serde(default = "default_max_concurrency")]
     pub max_concurrency: usize,
+    /// Absolute timeout of `current` sessions.
+    #[serde(default = "default_max_lifetime", deserialize_with = "duration")]
+    pub max_lifetime: Duration,
+    /// `current.load` slides the expiry below this fraction of `default_ttl`.
+    #[serde(default = "default_refresh_fraction")]
+    pub refresh_fraction: f64,
+    /// The session cookie of the `current` interface.
+    #[serde(default)]
+    pub cookie: CookieSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CookieSection {
+    /// Name without prefix: the host adds `__Host-` (or `__Secure-`) when secure.
+    pub name: String,
+    /// Set to false only to serve plain HTTP locally.
+    pub secure: bool,
+    pub same_site: SameSiteSetting,
+    /// Share the cookie with subdomains of this domain (none by default).
+    pub domain: Option<String>,
+}
+
+impl Default for CookieSection {
+    fn default() -> Self {
+        let policy = CookiePolicy::default();
+        Self {
+            name: policy.name,
+            secure: policy.secure,
+            same_site: SameSiteSetting::Lax,
+            domain: policy.domain,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SameSiteSetting {
+    Strict,
+    Lax,
+    None,
 }
 
 fn default_listen() -> SocketAddr {
@@ -190,6 +233,12 @@ fn default_max_response_bytes() -> u64 {
 }
 fn default_max_concurrency() -> usize {
     GuestLimits::default().max_concurrency
+}
+fn default_max_lifetime() -> Duration {
+    SessionPolicy::new("").max_lifetime
+}
+fn default_refresh_fraction() -> f64 {
+    SessionPolicy::new("").refresh_fraction
 }
 
 /// Reads durations such as "30m", "1h 30m", "500ms".
@@ -321,6 +370,25 @@ impl Config {
             if route.max_response_bytes == 0 {
                 return Err(error(field("max_response_bytes"), "must be at least 1"));
             }
+            if route.max_lifetime < Duration::from_secs(1) {
+                return Err(error(field("max_lifetime"), "must be at least 1s"));
+            }
+            if !(0.0..=1.0).contains(&route.refresh_fraction) {
+                return Err(error(field("refresh_fraction"), "must be between 0 and 1"));
+            }
+            let cookie = &route.cookie;
+            session_cookie::validate_name(&cookie.name)
+                .map_err(|why| error(field("cookie.name"), why))?;
+            if let Some(domain) = &cookie.domain {
+                session_cookie::validate_domain(domain)
+                    .map_err(|why| error(field("cookie.domain"), why))?;
+            }
+            if cookie.same_site == SameSiteSetting::None && !cookie.secure {
+                return Err(error(
+                    field("cookie.same_site"),
+                    "\"none\" needs secure = true (browsers reject it otherwise)",
+                ));
+            }
             if route.max_concurrency == 0
                 || route.max_concurrency > self.engine.max_instances as usize
             {
@@ -372,10 +440,22 @@ impl Config {
             builder = builder.route(RouteSpec {
                 prefix: route.prefix.clone(),
                 component: route.component.clone(),
-                sessions: route.namespace.as_ref().map(|namespace| RouteSessions {
+                sessions: route.namespace.as_ref().map(|namespace| SessionPolicy {
                     namespace: namespace.clone(),
                     default_ttl: route.default_ttl,
                     max_ttl: route.max_ttl,
+                    cookie: CookiePolicy {
+                        name: route.cookie.name.clone(),
+                        secure: route.cookie.secure,
+                        same_site: match route.cookie.same_site {
+                            SameSiteSetting::Strict => cookie::SameSite::Strict,
+                            SameSiteSetting::Lax => cookie::SameSite::Lax,
+                            SameSiteSetting::None => cookie::SameSite::None,
+                        },
+                        domain: route.cookie.domain.clone(),
+                    },
+                    refresh_fraction: route.refresh_fraction,
+                    max_lifetime: route.max_lifetime,
                 }),
                 limits: GuestLimits {
                     max_memory_bytes: route.max_memory_mib * MIB,
@@ -515,6 +595,54 @@ mod tests {
             "routes[0].default_ttl"
         );
         assert_eq!(field_of("listen = \"127.0.0.1:1\""), "routes");
+    }
+
+    #[test]
+    fn cookie_and_lifetime_settings_are_checked() {
+        let config = parse(&format!(
+            "{ROUTE}max_lifetime = \"4h\"\n[routes.cookie]\nname = \"shop\"\nsecure = false"
+        ))
+        .unwrap();
+        assert_eq!(config.routes[0].max_lifetime, Duration::from_secs(4 * 3600));
+        assert_eq!(
+            (
+                config.routes[0].cookie.name.as_str(),
+                config.routes[0].cookie.secure
+            ),
+            ("shop", false)
+        );
+        assert_eq!(
+            field_of(&format!("{ROUTE}refresh_fraction = 1.5")),
+            "routes[0].refresh_fraction"
+        );
+        assert_eq!(
+            field_of(&format!("{ROUTE}max_lifetime = \"0s\"")),
+            "routes[0].max_lifetime"
+        );
+        assert_eq!(
+            field_of(&format!("{ROUTE}[routes.cookie]\nname = \"a b\"")),
+            "routes[0].cookie.name"
+        );
+        assert_eq!(
+            field_of(&format!("{ROUTE}[routes.cookie]\nname = \"__Host-x\"")),
+            "routes[0].cookie.name"
+        );
+        assert_eq!(
+            field_of(&format!("{ROUTE}[routes.cookie]\ndomain = \".x\"")),
+            "routes[0].cookie.domain"
+        );
+        assert_eq!(
+            field_of(&format!(
+                "{ROUTE}[routes.cookie]\nsame_site = \"none\"\nsecure = false"
+            )),
+            "routes[0].cookie.same_site"
+        );
+        assert_eq!(
+            field_of(&format!(
+                "{ROUTE}[routes.cookie]\nsame_site = \"sometimes\""
+            )),
+            "routes[0].cookie.same_site"
+        );
     }
 
     #[test]

@@ -25,8 +25,9 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
 use crate::body_limit::{LimitedBody, declared_length};
+use crate::current_host::RequestSession;
 use crate::engine::deadline_ticks;
-use crate::sessions_host::{self, SessionPolicy, SessionsContext};
+use crate::sessions_host::{SessionImports, SessionPolicy, SessionsContext};
 use crate::store::SessionStore;
 
 /// Bytes of a guest's stderr kept for the host log, per request.
@@ -121,7 +122,7 @@ pub fn linker(engine: &Engine) -> anyhow::Result<Linker<RequestState>> {
     let mut linker = Linker::<RequestState>::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-    sessions_host::add_to_linker::<_, HasSelf<SessionsContext>>(&mut linker, |state| {
+    SessionImports::add_to_linker::<_, HasSelf<SessionsContext>>(&mut linker, |state| {
         &mut state.sessions
     })?;
     Ok(linker)
@@ -227,6 +228,11 @@ impl Guest {
         let (body, request_too_large) = LimitedBody::request(body, limits.max_request_bytes);
         let request = http::Request::from_parts(parts, body);
 
+        let cookie_id = self
+            .sessions
+            .as_ref()
+            .and_then(|policy| policy.cookie.read(request.headers()));
+        let request_session = Arc::new(RequestSession::new(cookie_id));
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE_BYTES);
         let wasi = WasiCtxBuilder::new()
             .stderr(stderr.clone())
@@ -241,7 +247,11 @@ impl Guest {
             limits: StoreLimitsBuilder::new()
                 .memory_size(limits.max_memory_bytes)
                 .build(),
-            sessions: SessionsContext::new(self.sessions.clone(), self.store.clone()),
+            sessions: SessionsContext::new(
+                self.sessions.clone(),
+                self.store.clone(),
+                request_session.clone(),
+            ),
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.limits);
@@ -254,7 +264,26 @@ impl Guest {
             Ok(incoming) => incoming,
             Err(error) => return host_response(StatusCode::BAD_REQUEST, &format!("{error:#}\n")),
         };
-        let outparam = match http.new_response_outparam(sender) {
+        // Runs inside the guest's `response-outparam.set`: the session cookie
+        // is settled at exactly the moment the head leaves the guest.
+        let cookie = self
+            .sessions
+            .as_ref()
+            .map(|policy| (policy.clone(), request_session.clone()));
+        let outparam = match http.new_response_outparam_from_callback(move |result| {
+            let result = result.map(|mut response| {
+                if let Some(set_cookie) =
+                    cookie.and_then(|(policy, request)| request.settle(&policy.cookie))
+                {
+                    response
+                        .headers_mut()
+                        .append(http::header::SET_COOKIE, set_cookie);
+                }
+                response
+            });
+            // The receiver is gone only if the client left; nothing to tell.
+            let _ = sender.send(result);
+        }) {
             Ok(outparam) => outparam,
             Err(error) => return self.internal_error("creating the response outparam", &error),
         };

@@ -12,13 +12,15 @@
 pub mod artifact_cache;
 pub mod body_limit;
 pub mod config;
+pub mod current_host;
 pub mod engine;
 pub mod guest;
 pub mod json_object;
 pub mod runtime;
 pub mod server;
+pub mod session_cookie;
 pub mod session_id;
 pub mod sessions_host;
 pub mod store;
 
-pub use runtime::{RouteSessions, RouteSpec, Runtime, RuntimeBuilder};
+pub use runtime::{RouteSpec, Runtime, RuntimeBuilder};

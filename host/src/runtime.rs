@@ -21,7 +21,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use bytes::Bytes;
@@ -34,15 +34,6 @@ use crate::guest::{self, Guest, GuestLimits, host_response};
 use crate::sessions_host::SessionPolicy;
 use crate::store::SessionStore;
 
-/// How a route uses sessions.
-#[derive(Clone, Debug)]
-pub struct RouteSessions {
-    /// The session namespace; routes that share one share sessions.
-    pub namespace: String,
-    pub default_ttl: Duration,
-    pub max_ttl: Duration,
-}
-
 /// A route to build: which paths it serves and with which component.
 #[derive(Clone, Debug)]
 pub struct RouteSpec {
@@ -50,7 +41,7 @@ pub struct RouteSpec {
     pub prefix: String,
     pub component: PathBuf,
     /// `None`: the guest runs without session access (calls are denied).
-    pub sessions: Option<RouteSessions>,
+    pub sessions: Option<SessionPolicy>,
     pub limits: GuestLimits,
 }
 
@@ -64,14 +55,10 @@ impl RouteSpec {
         }
     }
 
-    /// Gives the route sessions in `namespace`, with a 30-minute default TTL
-    /// and a 30-day maximum.
+    /// Gives the route sessions in `namespace`, with the default policy
+    /// ([`SessionPolicy::new`]).
     pub fn sessions(mut self, namespace: impl Into<String>) -> Self {
-        self.sessions = Some(RouteSessions {
-            namespace: namespace.into(),
-            default_ttl: Duration::from_secs(30 * 60),
-            max_ttl: Duration::from_secs(30 * 24 * 3600),
-        });
+        self.sessions = Some(SessionPolicy::new(namespace));
         self
     }
 }
@@ -129,16 +116,12 @@ impl RuntimeBuilder {
                     spec.prefix
                 )
             })?;
-            let sessions = spec.sessions.map(|s| SessionPolicy {
-                namespace: s.namespace,
-                default_ttl: s.default_ttl,
-                max_ttl: s.max_ttl,
-            });
+
             let guest = Guest::new(
                 &spec.prefix,
                 &linker,
                 &component,
-                sessions,
+                spec.sessions,
                 self.store.clone(),
                 spec.limits,
             )

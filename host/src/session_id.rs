@@ -8,6 +8,8 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
+use sha2::{Digest, Sha256};
+use std::sync::OnceLock;
 
 /// Bytes of randomness in a new id.
 const ID_BYTES: usize = 16;
@@ -19,6 +21,23 @@ pub fn generate() -> String {
     let mut bytes = [0u8; ID_BYTES];
     rand::rng().fill_bytes(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A tag for an id in logs: a keyed hash, stable within one host process,
+/// that cannot be turned back into the id (OWASP: log a salted hash of the
+/// id, never the id).
+pub fn tag(id: &str) -> String {
+    static KEY: OnceLock<[u8; 32]> = OnceLock::new();
+    let key = KEY.get_or_init(|| {
+        let mut key = [0u8; 32];
+        rand::rng().fill_bytes(&mut key);
+        key
+    });
+    let digest = Sha256::new()
+        .chain_update(key)
+        .chain_update(id.as_bytes())
+        .finalize();
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Checks that `id` has the shape of an id this host generates, before it
@@ -52,6 +71,15 @@ mod tests {
         for id in &ids {
             assert_eq!(validate(id), Ok(()), "{id}");
         }
+    }
+
+    #[test]
+    fn tags_are_stable_distinct_and_do_not_contain_the_id() {
+        let (a, b) = (generate(), generate());
+        assert_eq!(tag(&a), tag(&a));
+        assert_ne!(tag(&a), tag(&b));
+        assert_eq!(tag(&a).len(), 16);
+        assert!(!tag(&a).contains(&a[..8]));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The host side of the `edge:session/sessions` WIT interface.
+//! The host side of the `edge:session/sessions` WIT interface, and the
+//! per-request context that `current` ([`crate::current_host`]) shares.
 //!
 //! A thin layer over [`SessionStore`]: it checks what the guest passes (ids,
 //! JSON, TTLs, sizes), scopes every id to the route's namespace, and maps
@@ -8,7 +9,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::current_host::RequestSession;
 use crate::json_object::{JsonObject, parse_value};
+use crate::session_cookie::CookiePolicy;
 use crate::session_id;
 use crate::store::{SessionKey, SessionStore, StoreError};
 
@@ -20,7 +23,9 @@ mod bindings {
     });
 }
 
-pub use bindings::edge::session::sessions::{Error, Host, Session, add_to_linker};
+pub use bindings::SessionImports;
+pub use bindings::edge::session::current;
+pub use bindings::edge::session::sessions::{self, Error, Session};
 
 /// Longest field name, in bytes.
 pub const MAX_FIELD_NAME_BYTES: usize = 256;
@@ -33,25 +38,59 @@ const ID_ATTEMPTS: usize = 3;
 pub struct SessionPolicy {
     /// Every id the route's guest passes is scoped to this namespace.
     pub namespace: String,
+    /// TTL when the guest passes none; for `current` sessions, the idle timeout.
     pub default_ttl: Duration,
     pub max_ttl: Duration,
+    /// The cookie that carries `current` sessions.
+    pub cookie: CookiePolicy,
+    /// `current.load` slides the expiry once less than this fraction of
+    /// `default_ttl` remains (0: never, 1: on every load).
+    pub refresh_fraction: f64,
+    /// Absolute timeout of `current` sessions, however active.
+    pub max_lifetime: Duration,
+}
+
+impl SessionPolicy {
+    /// Sessions in `namespace`: 30-minute idle timeout (default TTL), 30-day
+    /// maximum TTL, expiry slid when less than half the TTL is left, 8-hour
+    /// absolute lifetime, and the default cookie (`__Host-sid`).
+    pub fn new(namespace: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+            default_ttl: Duration::from_secs(30 * 60),
+            max_ttl: Duration::from_secs(30 * 24 * 3600),
+            cookie: CookiePolicy::default(),
+            refresh_fraction: 0.5,
+            max_lifetime: Duration::from_secs(8 * 3600),
+        }
+    }
 }
 
 /// Per-request session access, held in the request's wasmtime store.
 pub struct SessionsContext {
     /// `None` for routes that declare no namespace: every call is denied.
-    policy: Option<Arc<SessionPolicy>>,
-    store: Arc<dyn SessionStore>,
+    pub(crate) policy: Option<Arc<SessionPolicy>>,
+    pub(crate) store: Arc<dyn SessionStore>,
+    /// The request's own session, for `current`.
+    pub(crate) request: Arc<RequestSession>,
 }
 
 type Result<T> = std::result::Result<T, Error>;
 
 impl SessionsContext {
-    pub fn new(policy: Option<Arc<SessionPolicy>>, store: Arc<dyn SessionStore>) -> Self {
-        Self { policy, store }
+    pub fn new(
+        policy: Option<Arc<SessionPolicy>>,
+        store: Arc<dyn SessionStore>,
+        request: Arc<RequestSession>,
+    ) -> Self {
+        Self {
+            policy,
+            store,
+            request,
+        }
     }
 
-    fn policy(&self) -> Result<&SessionPolicy> {
+    pub(crate) fn policy(&self) -> Result<&SessionPolicy> {
         self.policy.as_deref().ok_or(Error::AccessDenied)
     }
 
@@ -80,7 +119,7 @@ impl SessionsContext {
     }
 
     /// Validates session data and returns its compact form.
-    fn data(&self, data: &str) -> Result<String> {
+    pub(crate) fn data(&self, data: &str) -> Result<String> {
         if data.len() > self.store.max_session_bytes() {
             return Err(Error::TooLarge);
         }
@@ -106,7 +145,7 @@ impl SessionsContext {
             .map_err(|e| Error::InvalidArgument(format!("value: not valid JSON: {e}")))
     }
 
-    fn map_error(&self, error: StoreError) -> Error {
+    pub(crate) fn map_error(&self, error: StoreError) -> Error {
         match error {
             StoreError::NotFound => Error::NotFound,
             StoreError::Conflict => Error::Conflict,
@@ -126,21 +165,16 @@ impl SessionsContext {
     }
 }
 
-fn whole_seconds_left(left: Duration) -> u32 {
-    let seconds = left.as_secs() + u64::from(left.subsec_nanos() > 0);
-    seconds.clamp(1, u32::MAX.into()) as u32
-}
-
-impl Host for SessionsContext {
-    async fn create(&mut self, data: String, ttl: Option<u32>) -> Result<String> {
-        let policy = self.policy()?;
-        let (data, ttl) = (self.data(&data)?, self.ttl(ttl)?);
+impl SessionsContext {
+    /// Creates a session under a fresh id and returns the id.
+    pub(crate) async fn create_session(&self, data: &str, ttl: Duration) -> Result<String> {
+        let namespace = &self.policy()?.namespace;
         for _ in 0..ID_ATTEMPTS {
             let id = session_id::generate();
-            let key = SessionKey::new(&policy.namespace, &id);
+            let key = SessionKey::new(namespace, &id);
             if self
                 .store
-                .insert(key, &data, ttl)
+                .insert(key, data, ttl)
                 .await
                 .map_err(|e| self.map_error(e))?
             {
@@ -149,6 +183,35 @@ impl Host for SessionsContext {
         }
         Err(self
             .map_error(anyhow::anyhow!("{ID_ATTEMPTS} random session ids were all taken").into()))
+    }
+
+    /// Moves a live session to a fresh id and returns the id.
+    pub(crate) async fn move_session(&self, from: SessionKey<'_>) -> Result<String> {
+        for _ in 0..ID_ATTEMPTS {
+            let new_id = session_id::generate();
+            let to = SessionKey::new(from.namespace, &new_id);
+            match self.store.rename(from, to).await {
+                Ok(true) => return Ok(new_id),
+                Ok(false) => return Err(Error::NotFound),
+                Err(StoreError::Conflict) => continue,
+                Err(error) => return Err(self.map_error(error)),
+            }
+        }
+        Err(self
+            .map_error(anyhow::anyhow!("{ID_ATTEMPTS} random session ids were all taken").into()))
+    }
+}
+
+pub(crate) fn whole_seconds_left(left: Duration) -> u32 {
+    let seconds = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+    seconds.clamp(1, u32::MAX.into()) as u32
+}
+
+impl sessions::Host for SessionsContext {
+    async fn create(&mut self, data: String, ttl: Option<u32>) -> Result<String> {
+        self.policy()?;
+        let (data, ttl) = (self.data(&data)?, self.ttl(ttl)?);
+        self.create_session(&data, ttl).await
     }
 
     async fn get(&mut self, id: String) -> Result<Option<Session>> {
@@ -199,18 +262,7 @@ impl Host for SessionsContext {
 
     async fn rotate(&mut self, id: String) -> Result<String> {
         let from = self.key(&id)?;
-        for _ in 0..ID_ATTEMPTS {
-            let new_id = session_id::generate();
-            let to = SessionKey::new(from.namespace, &new_id);
-            match self.store.rename(from, to).await {
-                Ok(true) => return Ok(new_id),
-                Ok(false) => return Err(Error::NotFound),
-                Err(StoreError::Conflict) => continue,
-                Err(error) => return Err(self.map_error(error)),
-            }
-        }
-        Err(self
-            .map_error(anyhow::anyhow!("{ID_ATTEMPTS} random session ids were all taken").into()))
+        self.move_session(from).await
     }
 
     async fn get_field(&mut self, id: String, name: String) -> Result<Option<String>> {
@@ -254,6 +306,7 @@ impl Host for SessionsContext {
 mod tests {
     use super::*;
     use crate::store::{EmbeddedConfig, EmbeddedStore};
+    use sessions::Host as _;
 
     const MAX_BYTES: usize = 1024;
 
@@ -270,16 +323,20 @@ mod tests {
         })
         .unwrap();
         Fixture {
-            sessions: SessionsContext::new(policy.map(Arc::new), Arc::new(store)),
+            sessions: SessionsContext::new(
+                policy.map(Arc::new),
+                Arc::new(store),
+                Arc::new(RequestSession::default()),
+            ),
             _dir: dir,
         }
     }
 
     fn policy() -> SessionPolicy {
         SessionPolicy {
-            namespace: "test".into(),
             default_ttl: Duration::from_secs(600),
             max_ttl: Duration::from_secs(3600),
+            ..SessionPolicy::new("test")
         }
     }
 

@@ -5,7 +5,7 @@
 //! against a shared, real backend without assuming it owns the data.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use edge_session::session_id;
 use edge_session::store::{SessionKey, SessionStore, StoreError};
@@ -30,6 +30,7 @@ pub async fn run(store: Arc<dyn SessionStore>) {
     field_operations(&*store).await;
     size_limit_is_enforced(&*store).await;
     namespaces_are_separate(&*store).await;
+    creation_time_survives_every_write(&*store).await;
     expired_sessions_are_gone_everywhere(&*store).await;
     concurrent_increments_lose_nothing(store.clone()).await;
     concurrent_save_if_loses_nothing(store).await;
@@ -280,6 +281,49 @@ async fn size_limit_is_enforced(store: &dyn SessionStore) {
     let session = store.load(key).await.unwrap().unwrap();
     assert_eq!(session.generation, 2, "a rejected write changes nothing");
     assert!(!session.data.contains("\"b\""));
+}
+
+async fn creation_time_survives_every_write(store: &dyn SessionStore) {
+    let ns = namespace("created");
+    let (id, new_id) = (session_id::generate(), session_id::generate());
+    let key = SessionKey::new(&ns, &id);
+    let before = SystemTime::now() - Duration::from_secs(1);
+    store.insert(key, "{}", MINUTE).await.unwrap();
+    let created = store.load(key).await.unwrap().unwrap().created_at;
+    assert!(
+        created >= before && created <= SystemTime::now(),
+        "{created:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    store.save(key, r#"{"a":1}"#, MINUTE, None).await.unwrap();
+    store.touch(key, MINUTE).await.unwrap();
+    store.set_field(key, "b", "2").await.unwrap();
+    store.incr_field(key, "c", 3).await.unwrap();
+    store
+        .rename(key, SessionKey::new(&ns, &new_id))
+        .await
+        .unwrap();
+    let session = store
+        .load(SessionKey::new(&ns, &new_id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        session.created_at, created,
+        "writes and rotation continue the session"
+    );
+    // A save that creates a session starts a new life.
+    let fresh = session_id::generate();
+    store
+        .save(SessionKey::new(&ns, &fresh), "{}", MINUTE, None)
+        .await
+        .unwrap();
+    let fresh = store
+        .load(SessionKey::new(&ns, &fresh))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(fresh.created_at > created);
 }
 
 async fn namespaces_are_separate(store: &dyn SessionStore) {

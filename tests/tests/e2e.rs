@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use edge_session_tests::{Host, guest};
 
-/// The cart keeps its own cookie, so that the counter's does not clash.
-const SHOP_COOKIE: &str = "shop_sid";
+/// The host's session cookies: secure by default, hence the `__Host-` prefix.
+const COUNTER_COOKIE: &str = "__Host-sid";
+/// The shop's route names its own cookie, so that the counter's does not clash.
+const SHOP_COOKIE: &str = "__Host-shop_sid";
 
 /// The example guests plus the faulty test guest. `{data}` and `{cache}`
 /// are filled in by [`Host::start`].
@@ -29,6 +31,8 @@ default_ttl = "{counter_ttl}"
 prefix = "/shop"
 component = "{cart}"
 namespace = "shop"
+[routes.cookie]
+name = "shop_sid"
 
 [[routes]]
 prefix = "/faulty"
@@ -40,6 +44,32 @@ max_memory_mib = 32
 [[routes]]
 prefix = "/no-sessions"
 component = "{faulty}"
+
+[[routes]]
+prefix = "/short-life"
+component = "{counter}"
+namespace = "short-life"
+max_lifetime = "2s"
+[routes.cookie]
+name = "short"
+
+[[routes]]
+prefix = "/slide"
+component = "{counter}"
+namespace = "slide"
+default_ttl = "3s"
+refresh_fraction = 1.0
+[routes.cookie]
+name = "slide"
+
+[[routes]]
+prefix = "/no-slide"
+component = "{counter}"
+namespace = "no-slide"
+default_ttl = "3s"
+refresh_fraction = 0.0
+[routes.cookie]
+name = "no_slide"
 
 [[routes]]
 prefix = "/limited"
@@ -64,10 +94,17 @@ fn counter_counts_each_visitor_separately() {
     let cookie = first
         .header("set-cookie")
         .expect("a new visitor gets a cookie");
-    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+    assert!(cookie.starts_with("__Host-sid="), "{cookie}");
+    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/", "Secure"] {
         assert!(cookie.contains(attribute), "{cookie} lacks {attribute}");
     }
-    let sid = alice.cookie("sid").expect("sid cookie").to_owned();
+    for absent in ["Domain", "Max-Age", "Expires"] {
+        assert!(
+            !cookie.contains(absent),
+            "{cookie} has {absent}: it must die with the browser session"
+        );
+    }
+    let sid = alice.cookie(COUNTER_COOKIE).expect("sid cookie").to_owned();
     assert_eq!(sid.len(), 22, "128-bit base64url id");
 
     assert_eq!(alice.get("/counter").json()["count"], 2);
@@ -80,16 +117,19 @@ fn counter_counts_each_visitor_separately() {
 
     let mut bob = host.client();
     assert_eq!(bob.get("/counter").json()["count"], 1);
-    assert_ne!(bob.cookie("sid"), alice.cookie("sid"));
+    assert_ne!(bob.cookie(COUNTER_COOKIE), alice.cookie(COUNTER_COOKIE));
     assert_eq!(alice.get("/counter").json()["count"], 4);
 
     // An id the host never issued starts a fresh session; it is never adopted.
     let mut forger = host.client();
-    forger.set_cookie("sid", Some("AAAAAAAAAAAAAAAAAAAAAA"));
+    forger.set_cookie(COUNTER_COOKIE, Some("AAAAAAAAAAAAAAAAAAAAAA"));
     assert_eq!(forger.get("/counter").json()["count"], 1);
-    assert_ne!(forger.cookie("sid"), Some("AAAAAAAAAAAAAAAAAAAAAA"));
+    assert_ne!(
+        forger.cookie(COUNTER_COOKIE),
+        Some("AAAAAAAAAAAAAAAAAAAAAA")
+    );
     let mut garbage = host.client();
-    garbage.set_cookie("sid", Some("not-an-id-at-all"));
+    garbage.set_cookie(COUNTER_COOKIE, Some("not-an-id-at-all"));
     assert_eq!(garbage.get("/counter").json()["count"], 1);
 }
 
@@ -245,7 +285,7 @@ fn sessions_expire() {
     let mut client = host.client();
     assert_eq!(client.get("/counter").json()["count"], 1);
     assert_eq!(client.get("/counter").json()["count"], 2);
-    let sid = client.cookie("sid").map(str::to_owned);
+    let sid = client.cookie(COUNTER_COOKIE).map(str::to_owned);
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(
         client.get("/counter").json()["count"],
@@ -253,7 +293,7 @@ fn sessions_expire() {
         "the expired session is gone"
     );
     assert_ne!(
-        client.cookie("sid").map(str::to_owned),
+        client.cookie(COUNTER_COOKIE).map(str::to_owned),
         sid,
         "and a new one was issued"
     );
@@ -273,7 +313,7 @@ fn acknowledged_sessions_survive_kill_9_and_restart() {
         "the restart reuses precompiled components"
     );
     let mut returning = host.client();
-    returning.set_cookie("sid", client.cookie("sid"));
+    returning.set_cookie(COUNTER_COOKIE, client.cookie(COUNTER_COOKIE));
     assert_eq!(returning.get("/counter").json()["count"], 4);
 }
 
@@ -547,4 +587,70 @@ fn a_busy_route_answers_503_with_retry_after_and_never_queues() {
         200,
         "permits come back"
     );
+}
+
+#[test]
+fn stale_cookies_are_removed_and_never_adopted() {
+    let host = Host::start(&demo_config("30m"));
+    let mut client = host.client();
+    client.set_cookie(SHOP_COOKIE, Some("AAAAAAAAAAAAAAAAAAAAAA"));
+    let reply = client.get("/shop/cart");
+    assert_eq!(reply.status, 401);
+    let removal = reply
+        .header("set-cookie")
+        .expect("the stale cookie is removed");
+    assert!(
+        removal.starts_with("__Host-shop_sid=;") && removal.contains("Max-Age=0"),
+        "{removal}"
+    );
+    assert_eq!(client.cookie(SHOP_COOKIE), None);
+}
+
+#[test]
+fn sessions_cannot_outlive_max_lifetime_however_active() {
+    let host = Host::start(&demo_config("30m"));
+    let mut client = host.client();
+    for expected in 1..=3 {
+        assert_eq!(client.get("/short-life").json()["count"], expected);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let first = client.cookie("__Host-short").map(str::to_owned);
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(
+        client.get("/short-life").json()["count"],
+        1,
+        "2s after its start the session is over"
+    );
+    assert_ne!(client.cookie("__Host-short").map(str::to_owned), first);
+}
+
+#[test]
+fn activity_slides_the_expiry_only_where_configured() {
+    let host = Host::start(&demo_config("30m"));
+    let (mut sliding, mut fixed) = (host.client(), host.client());
+    let mut counts = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        counts
+            .0
+            .push(sliding.get("/slide").json()["count"].as_i64().unwrap());
+        counts
+            .1
+            .push(fixed.get("/no-slide").json()["count"].as_i64().unwrap());
+        std::thread::sleep(Duration::from_millis(1800));
+    }
+    assert_eq!(counts.0, [1, 2, 3], "each visit slid the 3s expiry");
+    assert_eq!(
+        counts.1,
+        [1, 2, 1],
+        "without sliding the session ended 3s after it started"
+    );
+}
+
+#[test]
+fn the_cookie_cannot_change_after_the_response_head() {
+    let host = Host::start(&demo_config("30m"));
+    let reply = host.client().get("/faulty/late-start");
+    assert_eq!(reply.status, 200);
+    assert!(reply.body.contains("InvalidArgument"), "{reply:?}");
+    assert!(reply.header("set-cookie").is_none());
 }

@@ -1,24 +1,22 @@
 //! Login and shopping cart: a session per logged-in user.
 //!
 //! Routes, relative to the route prefix (e.g. `/shop`):
-//! - `POST /login` `{"user":"ada"}`: starts a session (any earlier session of
-//!   this client is deleted first: a login never reuses an id);
+//! - `POST /login` `{"user":"ada"}`: starts a session (the host deletes any
+//!   earlier session of this client: a login never reuses an id);
 //! - `GET /cart`: the user and the cart;
 //! - `POST /cart/items` `{"sku":"apple","qty":2}`: adds to an item;
 //! - `DELETE /cart/items/{sku}`: removes an item;
-//! - `POST /logout`: deletes the session and expires the cookie.
+//! - `POST /logout`: ends the session (deleted, cookie removed).
 //!
-//! Each cart item is its own session field (`cart.<sku>`), updated with
-//! atomic field operations, so two tabs adding items at once never
-//! overwrite each other's cart.
+//! The host manages the session cookie. Each cart item is its own session
+//! field (`cart.<sku>`), updated with atomic field operations, so two tabs
+//! adding items at once never overwrite each other's cart.
 
-use edge_session_guest::cookie::{Cookie, SameSite};
-use edge_session_guest::{Error, Handler, Request, Response, export_handler, sessions};
+use edge_session_guest::sessions::Session;
+use edge_session_guest::{Error, Handler, Request, Response, current, export_handler, sessions};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-/// Not `sid`: the counter on the same site uses that name.
-const COOKIE: &str = "shop_sid";
 const ITEM_PREFIX: &str = "cart.";
 const MAX_QTY: i64 = 1000;
 
@@ -30,10 +28,10 @@ impl Handler for Cart {
         let path = request.path();
         let item = path.rsplit_once("/cart/items/").map(|(_, sku)| sku);
         let result = match (request.method(), item) {
-            ("DELETE", Some(sku)) => remove_item(&request, sku),
+            ("DELETE", Some(sku)) => remove_item(sku),
             ("POST", _) if path.ends_with("/login") => login(&request),
-            ("POST", _) if path.ends_with("/logout") => logout(&request),
-            ("GET", _) if path.ends_with("/cart") => show_cart(&request),
+            ("POST", _) if path.ends_with("/logout") => logout(),
+            ("GET", _) if path.ends_with("/cart") => show_cart(),
             ("POST", _) if path.ends_with("/cart/items") => add_item(&request),
             _ => Err(failure(404, "no such page")),
         };
@@ -54,25 +52,11 @@ fn session_failure(error: Error) -> Response {
     }
 }
 
-/// The id of the caller's live session, touched to slide its expiry.
-fn logged_in(request: &Request) -> Result<String, Response> {
-    let id = request
-        .cookie(COOKIE)
-        .ok_or_else(|| failure(401, "log in first"))?;
-    match sessions::touch(&id, None) {
-        Ok(true) => Ok(id),
-        Ok(false) | Err(Error::InvalidArgument(_)) => Err(failure(401, "log in first")),
-        Err(error) => Err(session_failure(error)),
-    }
-}
-
-fn cookie(request: &Request, id: String) -> Cookie<'static> {
-    Cookie::build((COOKIE, id))
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(request.is_https())
-        .build()
+/// The caller's session, or a 401.
+fn logged_in() -> Result<Session<Map<String, Value>>, Response> {
+    current::load()
+        .map_err(session_failure)?
+        .ok_or_else(|| failure(401, "log in first"))
 }
 
 fn valid_name(name: &str) -> bool {
@@ -94,30 +78,19 @@ fn login(request: &Request) -> Outcome {
     if !valid_name(&login.user) {
         return Err(failure(400, "user: 1 to 64 characters of a-z A-Z 0-9 - _"));
     }
-    if let Some(old) = request.cookie(COOKIE) {
-        // Never carry an id from before the login over into the new session.
-        match sessions::delete(&old) {
-            Ok(_) | Err(Error::InvalidArgument(_)) => {}
-            Err(error) => return Err(session_failure(error)),
-        }
+    current::start(&json!({ "user": login.user })).map_err(session_failure)?;
+    Ok(Response::json(200, &json!({ "user": login.user })))
+}
+
+fn logout() -> Outcome {
+    match current::end().map_err(session_failure)? {
+        true => Ok(Response::json(200, &json!({ "logged_out": true }))),
+        false => Err(failure(401, "log in first")),
     }
-    let id = sessions::create(&json!({ "user": login.user }), None).map_err(session_failure)?;
-    Ok(Response::json(200, &json!({ "user": login.user })).set_cookie(&cookie(request, id)))
 }
 
-fn logout(request: &Request) -> Outcome {
-    let id = logged_in(request)?;
-    sessions::delete(&id).map_err(session_failure)?;
-    let mut expired = cookie(request, String::new());
-    expired.make_removal();
-    Ok(Response::json(200, &json!({ "logged_out": true })).set_cookie(&expired))
-}
-
-fn show_cart(request: &Request) -> Outcome {
-    let id = logged_in(request)?;
-    let session = sessions::get::<Map<String, Value>>(&id)
-        .map_err(session_failure)?
-        .ok_or_else(|| failure(401, "log in first"))?;
+fn show_cart() -> Outcome {
+    let session = logged_in()?;
     let items: Map<String, Value> = session
         .data
         .iter()
@@ -136,7 +109,7 @@ struct AddItem {
 }
 
 fn add_item(request: &Request) -> Outcome {
-    let id = logged_in(request)?;
+    let session = logged_in()?;
     let item: AddItem = request.json().map_err(|e| {
         failure(
             400,
@@ -149,20 +122,21 @@ fn add_item(request: &Request) -> Outcome {
     if !(1..=MAX_QTY).contains(&item.qty) {
         return Err(failure(400, &format!("qty: between 1 and {MAX_QTY}")));
     }
-    let total = sessions::incr_field(&id, &format!("{ITEM_PREFIX}{}", item.sku), item.qty)
-        .map_err(session_failure)?;
+    let field = format!("{ITEM_PREFIX}{}", item.sku);
+    let total = sessions::incr_field(&session.id, &field, item.qty).map_err(session_failure)?;
     Ok(Response::json(
         200,
         &json!({ "sku": item.sku, "qty": total }),
     ))
 }
 
-fn remove_item(request: &Request, sku: &str) -> Outcome {
-    let id = logged_in(request)?;
+fn remove_item(sku: &str) -> Outcome {
+    let session = logged_in()?;
     if !valid_name(sku) {
         return Err(failure(400, "sku: 1 to 64 characters of a-z A-Z 0-9 - _"));
     }
-    match sessions::remove_field(&id, &format!("{ITEM_PREFIX}{sku}")).map_err(session_failure)? {
+    let field = format!("{ITEM_PREFIX}{sku}");
+    match sessions::remove_field(&session.id, &field).map_err(session_failure)? {
         true => Ok(Response::json(200, &json!({ "removed": sku }))),
         false => Err(failure(404, "no such item in the cart")),
     }

@@ -1,15 +1,13 @@
 //! Session counter: counts each visitor's page loads.
 //!
-//! `GET` anywhere under the route. The first visit creates a session and
-//! sets the `sid` cookie; each later visit increments the `count` field
-//! atomically (concurrent tabs never lose a visit) and slides the expiry
-//! with `touch`, which does not rewrite the session.
+//! `GET` anywhere under the route. The first visit starts a session (the
+//! host sets its cookie); each later visit increments the `count` field
+//! atomically, so concurrent tabs never lose a visit. The host slides the
+//! session's expiry on activity, without rewriting the session.
 
-use edge_session_guest::cookie::{Cookie, SameSite};
-use edge_session_guest::{Error, Handler, Request, Response, export_handler, sessions};
+use edge_session_guest::{Error, Handler, Request, Response, current, export_handler, sessions};
+use serde::de::IgnoredAny;
 use serde_json::json;
-
-const COOKIE: &str = "sid";
 
 struct Counter;
 
@@ -18,32 +16,25 @@ impl Handler for Counter {
         if request.method() != "GET" {
             return Response::text(405, "use GET\n").header("allow", "GET");
         }
-        match count_visit(&request) {
-            Ok(response) => response,
+        match count_visit() {
+            Ok(count) => Response::json(200, &json!({ "count": count })),
             Err(error) => Response::json(error.status(), &json!({ "error": error.to_string() })),
         }
     }
 }
 
-fn count_visit(request: &Request) -> Result<Response, Error> {
-    if let Some(id) = request.cookie(COOKIE) {
-        match sessions::incr_field(&id, "count", 1) {
-            Ok(count) => {
-                sessions::touch(&id, None)?;
-                return Ok(Response::json(200, &json!({ "count": count })));
-            }
-            // Expired, deleted or never ours: start a fresh session below.
-            Err(Error::NotFound | Error::InvalidArgument(_)) => {}
+fn count_visit() -> Result<i64, Error> {
+    // The data is not needed here, only the id: skip parsing it.
+    if let Some(session) = current::load::<IgnoredAny>()? {
+        match sessions::incr_field(&session.id, "count", 1) {
+            Ok(count) => return Ok(count),
+            // Expired between the two calls: start afresh below.
+            Err(Error::NotFound) => {}
             Err(error) => return Err(error),
         }
     }
-    let id = sessions::create(&json!({ "count": 1 }), None)?;
-    let cookie = Cookie::build((COOKIE, id))
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(request.is_https());
-    Ok(Response::json(200, &json!({ "count": 1 })).set_cookie(&cookie.build()))
+    current::start(&json!({ "count": 1 }))?;
+    Ok(1)
 }
 
 export_handler!(Counter);

@@ -2,32 +2,37 @@
 //!
 //! A handler is a type implementing [`Handler`], exported with
 //! [`export_handler!`]; it receives a [`Request`] with the body already read
-//! and returns a [`Response`]. Sessions live behind the [`sessions`]
-//! functions, with serde values in and out:
+//! and returns a [`Response`]. The request's own session is in [`current`]
+//! (the host handles its cookie); any session by id, with atomic field
+//! operations, is in [`sessions`]. Values go in and out through serde:
 //!
 //! ```ignore
-//! use edge_session_guest::{Handler, Request, Response, export_handler, sessions};
+//! use edge_session_guest::{Handler, Request, Response, current, export_handler, sessions};
+//! use serde_json::{Value, json};
 //!
-//! struct Hello;
+//! struct Visits;
 //!
-//! impl Handler for Hello {
-//!     fn handle(request: Request) -> Response {
-//!         let Some(id) = request.cookie("sid") else {
-//!             return Response::text(401, "no session\n");
+//! impl Handler for Visits {
+//!     fn handle(_request: Request) -> Response {
+//!         let visits = match current::load::<Value>() {
+//!             Ok(Some(session)) => sessions::incr_field(&session.id, "visits", 1),
+//!             Ok(None) => current::start(&json!({ "visits": 1 })).map(|_| 1),
+//!             Err(error) => Err(error),
 //!         };
-//!         match sessions::incr_field(&id, "visits", 1) {
-//!             Ok(visits) => Response::json(200, &serde_json::json!({ "visits": visits })),
+//!         match visits {
+//!             Ok(visits) => Response::json(200, &json!({ "visits": visits })),
 //!             Err(error) => Response::text(error.status(), &format!("{error}\n")),
 //!         }
 //!     }
 //! }
 //!
-//! export_handler!(Hello);
+//! export_handler!(Visits);
 //! ```
 //!
 //! Build with `cargo build --release --target wasm32-wasip2`: the result is
 //! a component for the `edge:session/handler` world.
 
+pub mod current;
 mod http;
 pub mod sessions;
 

@@ -19,6 +19,8 @@ mod bindings {
 
 use bindings::edge::session::sessions as wit;
 
+pub(crate) use bindings::edge::session::current as wit_current;
+
 /// Why a session call failed.
 #[derive(Debug)]
 pub enum Error {
@@ -120,15 +122,18 @@ pub fn create<T: Serialize + ?Sized>(data: &T, ttl: Option<Duration>) -> Result<
 
 /// Reads a session; `None` when it does not exist.
 pub fn get<T: DeserializeOwned>(id: &str) -> Result<Option<Session<T>>> {
-    let Some(session) = wit::get(id)? else {
-        return Ok(None);
-    };
-    Ok(Some(Session {
-        data: serde_json::from_str(&session.data)?,
-        id: session.id,
-        generation: session.generation,
-        expires_in: Duration::from_secs(session.expires_in.into()),
-    }))
+    wit::get(id)?.map(Session::from_wit).transpose()
+}
+
+impl<T: DeserializeOwned> Session<T> {
+    pub(crate) fn from_wit(session: wit::Session) -> Result<Self> {
+        Ok(Session {
+            data: serde_json::from_str(&session.data)?,
+            id: session.id,
+            generation: session.generation,
+            expires_in: Duration::from_secs(session.expires_in.into()),
+        })
+    }
 }
 
 /// Replaces a session's data (creating it if needed); returns the generation.

@@ -32,7 +32,7 @@
 
 mod embedded;
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
@@ -61,6 +61,9 @@ pub struct StoredSession {
     pub generation: u64,
     /// Time left before expiry; never zero for a returned session.
     pub expires_in: Duration,
+    /// When the session was created; kept by `save`, `touch`, field writes
+    /// and `rename`, so that an absolute lifetime can be enforced.
+    pub created_at: SystemTime,
 }
 
 /// Why a store operation failed.

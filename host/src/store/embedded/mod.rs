@@ -27,7 +27,7 @@ use std::path::PathBuf;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::Context;
 use async_trait::async_trait;
@@ -342,6 +342,7 @@ impl SessionStore for EmbeddedStore {
                 let record = Record {
                     expires_at_ms: expiry_after(now, ttl),
                     generation: 1,
+                    created_at_ms: now,
                     data,
                 };
                 inner.write_indexed(&key, &record)?;
@@ -361,6 +362,7 @@ impl SessionStore for EmbeddedStore {
                 data: record.data.to_owned(),
                 generation: record.generation,
                 expires_in: record.expires_in(now),
+                created_at: UNIX_EPOCH + Duration::from_millis(record.created_at_ms),
             }))
         })
     }
@@ -390,6 +392,10 @@ impl SessionStore for EmbeddedStore {
                     // Counting on from an expired record keeps generations
                     // unique per id until the sweep has removed it.
                     generation: old.map_or(1, |r| r.generation + 1),
+                    // A save over a live session continues it; otherwise it is new.
+                    created_at_ms: old
+                        .filter(|r| r.is_live(now))
+                        .map_or(now, |r| r.created_at_ms),
                     data,
                 };
                 inner.write_with_expiry(&key, &record, old.map(|r| r.expires_at_ms))?;

@@ -1,8 +1,9 @@
 //! The on-disk layout of one session record and of its expiry-index entry.
 //!
-//! A record is `[format: u8][expires_at_ms: u64 LE][generation: u64 LE][data]`
-//! where `data` is the session's compact JSON text. The format byte lets a
-//! later version change the layout and still read old records.
+//! A record is `[format: u8][expires_at_ms: u64 LE][generation: u64 LE]
+//! [created_at_ms: u64 LE][data]` where `data` is the session's compact JSON
+//! text (format 2). Format 1 lacked `created_at_ms`; such records read as
+//! created at the epoch, so an absolute lifetime limit ends them.
 //!
 //! Record keys are `namespace 0x00 id`; namespaces never contain 0x00, so
 //! keys of different namespaces cannot collide. Expiry-index keys are
@@ -15,29 +16,33 @@ use anyhow::{Context, bail};
 
 use crate::store::SessionKey;
 
-const FORMAT: u8 = 1;
-const HEADER_LEN: usize = 1 + 8 + 8;
+const FORMAT: u8 = 2;
+const HEADER_LEN: usize = 1 + 8 + 8 + 8;
+const FORMAT_1_HEADER_LEN: usize = 1 + 8 + 8;
 
 /// A decoded record, borrowing its data from the stored bytes.
 #[derive(Clone, Copy, Debug)]
 pub struct Record<'a> {
     pub expires_at_ms: u64,
     pub generation: u64,
+    pub created_at_ms: u64,
     pub data: &'a str,
 }
 
 impl<'a> Record<'a> {
     pub fn decode(bytes: &'a [u8]) -> anyhow::Result<Self> {
-        if bytes.len() < HEADER_LEN || bytes[0] != FORMAT {
-            bail!("corrupt session record (format byte or length)");
-        }
-        let expires_at_ms = u64::from_le_bytes(bytes[1..9].try_into().expect("8 bytes"));
-        let generation = u64::from_le_bytes(bytes[9..17].try_into().expect("8 bytes"));
-        let data = std::str::from_utf8(&bytes[HEADER_LEN..])
+        let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+        let (created_at_ms, data_at) = match bytes.first() {
+            Some(&FORMAT) if bytes.len() >= HEADER_LEN => (u64_at(17), HEADER_LEN),
+            Some(1) if bytes.len() >= FORMAT_1_HEADER_LEN => (0, FORMAT_1_HEADER_LEN),
+            _ => bail!("corrupt session record (format byte or length)"),
+        };
+        let data = std::str::from_utf8(&bytes[data_at..])
             .context("corrupt session record (data is not UTF-8)")?;
         Ok(Self {
-            expires_at_ms,
-            generation,
+            expires_at_ms: u64_at(1),
+            generation: u64_at(9),
+            created_at_ms,
             data,
         })
     }
@@ -47,6 +52,7 @@ impl<'a> Record<'a> {
         bytes.push(FORMAT);
         bytes.extend_from_slice(&self.expires_at_ms.to_le_bytes());
         bytes.extend_from_slice(&self.generation.to_le_bytes());
+        bytes.extend_from_slice(&self.created_at_ms.to_le_bytes());
         bytes.extend_from_slice(self.data.as_bytes());
         bytes
     }
@@ -101,13 +107,19 @@ mod tests {
         let record = Record {
             expires_at_ms: 1_700_000_000_123,
             generation: 7,
+            created_at_ms: 1_600_000_000_000,
             data: r#"{"a":"é"}"#,
         };
         let bytes = record.encode();
         let back = Record::decode(&bytes).unwrap();
         assert_eq!(
-            (back.expires_at_ms, back.generation, back.data),
-            (record.expires_at_ms, 7, record.data)
+            (
+                back.expires_at_ms,
+                back.generation,
+                back.created_at_ms,
+                back.data
+            ),
+            (record.expires_at_ms, 7, record.created_at_ms, record.data)
         );
     }
 
@@ -118,11 +130,30 @@ mod tests {
         let mut bytes = Record {
             expires_at_ms: 1,
             generation: 1,
+            created_at_ms: 1,
             data: "{}",
         }
         .encode();
         bytes.push(0xff);
         assert!(Record::decode(&bytes).is_err());
+    }
+
+    #[test]
+    fn format_1_records_read_as_created_at_the_epoch() {
+        let mut bytes = vec![1];
+        bytes.extend_from_slice(&5u64.to_le_bytes());
+        bytes.extend_from_slice(&3u64.to_le_bytes());
+        bytes.extend_from_slice(b"{}");
+        let record = Record::decode(&bytes).unwrap();
+        assert_eq!(
+            (
+                record.expires_at_ms,
+                record.generation,
+                record.created_at_ms,
+                record.data
+            ),
+            (5, 3, 0, "{}")
+        );
     }
 
     #[test]

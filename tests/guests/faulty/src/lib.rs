@@ -10,9 +10,11 @@
 //! - `/outgoing`: tries an outgoing HTTP request and reports the outcome;
 //! - `/env`: reports how many environment variables it can see;
 //! - `/big?kb=N`: answers with N KiB (client-disconnect tests);
+//! - `/late-start`: sends its response head, then tries `current::start`
+//!   and writes the outcome into the body;
 //! - anything else: 200 "ok".
 
-use edge_session_guest::{Request, Response, sessions};
+use edge_session_guest::{Request, Response, current, sessions};
 use wasip2::http::types::{IncomingRequest, ResponseOutparam};
 
 struct Faulty;
@@ -23,6 +25,9 @@ impl wasip2::exports::http::incoming_handler::Guest for Faulty {
         if path.ends_with("/silent") {
             // Dropping the outparam unset is the fault under test.
             return;
+        }
+        if path.ends_with("/late-start") {
+            return late_start(out);
         }
         edge_session_guest::serve::<Faulty>(incoming, out);
     }
@@ -63,6 +68,19 @@ impl edge_session_guest::Handler for Faulty {
             _ => Response::text(200, "ok\n"),
         }
     }
+}
+
+/// Sends the response head, then tries to start a session.
+fn late_start(out: ResponseOutparam) {
+    use wasip2::http::types::{Fields, OutgoingBody, OutgoingResponse};
+    let response = OutgoingResponse::new(Fields::new());
+    let body = response.body().expect("first call");
+    ResponseOutparam::set(out, Ok(response));
+    let outcome = current::start(&serde_json_object()).map(|session| session.id);
+    let stream = body.write().expect("first call");
+    let _ = stream.blocking_write_and_flush(format!("{outcome:?}\n").as_bytes());
+    drop(stream);
+    let _ = OutgoingBody::finish(body, None);
 }
 
 /// The number in a `?name=N` query.
