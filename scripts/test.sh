@@ -11,6 +11,7 @@ cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 cargo clippy --target wasm32-wasip2 -p edge-session-guest -p counter -p cart -p faulty -- -D warnings
 
-# The end-to-end tests run the binary, so build it first.
-cargo build -p edge-session --bins
+# The end-to-end tests run the binary, so build it first, together with
+# the tests: one feature resolution for both, so nothing builds twice.
+cargo build --all-targets
 cargo test

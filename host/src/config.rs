@@ -15,12 +15,18 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 use crate::artifact_cache::ArtifactCache;
+use crate::cookie_signing::{self, SigningKeys};
 use crate::engine::EngineSettings;
 use crate::guest::GuestLimits;
 use crate::runtime::{RouteSpec, Runtime};
+use crate::secret_keys::KeySpec;
+use crate::server::ServerSettings;
 use crate::session_cookie::{self, CookiePolicy};
 use crate::sessions_host::SessionPolicy;
-use crate::store::{Durability, EmbeddedConfig, EmbeddedStore, SessionStore};
+use crate::store::{
+    Durability, EmbeddedConfig, EmbeddedStore, EncryptedStore, EncryptionKeys, SessionStore,
+};
+use crate::tls::{self, TlsFile};
 
 const MIB: usize = 1024 * 1024;
 
@@ -61,7 +67,19 @@ pub struct Config {
     pub engine: EngineSection,
     #[serde(default)]
     pub store: StoreSection,
+    /// Keys that sign session cookies, the signing key first; without
+    /// keys, cookies carry the bare id.
+    #[serde(default)]
+    pub cookie_keys: Vec<KeySpec>,
+    /// Serve HTTPS rather than plain HTTP.
+    pub tls: Option<TlsSection>,
     pub routes: Vec<RouteSection>,
+    /// `tls` loaded, once validated.
+    #[serde(skip)]
+    tls_config: Option<Arc<rustls::ServerConfig>>,
+    /// `cookie_keys` with their secrets, once validated.
+    #[serde(skip)]
+    cookie_signing: Option<Arc<SigningKeys>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -86,6 +104,15 @@ impl Default for EngineSection {
     }
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key of the leaf certificate.
+    pub key: PathBuf,
+}
+
 #[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
@@ -100,6 +127,12 @@ pub struct StoreSection {
     /// Largest session guests may write, in bytes of JSON text.
     pub max_session_bytes: usize,
     pub embedded: EmbeddedSection,
+    /// Keys that encrypt session data at rest, the sealing key first;
+    /// without keys, data is stored as it is.
+    pub encryption_keys: Vec<KeySpec>,
+    /// `encryption_keys` with their secrets, once validated.
+    #[serde(skip)]
+    encryption: Option<Arc<EncryptionKeys>>,
 }
 
 impl Default for StoreSection {
@@ -108,6 +141,8 @@ impl Default for StoreSection {
             backend: Backend::Embedded,
             max_session_bytes: 128 * 1024,
             embedded: EmbeddedSection::default(),
+            encryption_keys: Vec::new(),
+            encryption: None,
         }
     }
 }
@@ -281,6 +316,34 @@ impl Config {
         })?;
         config.resolve_paths(base);
         config.validate()?;
+        let cookie_keys = load_keys("cookie_keys", &config.cookie_keys, |len| {
+            len >= cookie_signing::MIN_SECRET_BYTES
+        })?;
+        if !cookie_keys.is_empty() {
+            let keys = SigningKeys::new(cookie_keys.iter().map(|(id, s)| (id.as_str(), &s[..])))
+                .map_err(|why| error("cookie_keys", why))?;
+            config.cookie_signing = Some(Arc::new(keys));
+        }
+        let data_keys = load_keys(
+            "store.encryption_keys",
+            &config.store.encryption_keys,
+            |len| len == 32,
+        )?;
+        if !data_keys.is_empty() {
+            let keys = EncryptionKeys::new(data_keys.iter().map(|(id, s)| (id.as_str(), &s[..])))
+                .map_err(|why| error("store.encryption_keys", why))?;
+            config.store.encryption = Some(Arc::new(keys));
+        }
+        if let Some(tls) = &config.tls {
+            let loaded = tls::server_config(&tls.cert, &tls.key).map_err(|(file, why)| {
+                let field = match file {
+                    TlsFile::Cert => "tls.cert",
+                    TlsFile::Key => "tls.key",
+                };
+                error(field, why)
+            })?;
+            config.tls_config = Some(loaded);
+        }
         Ok(config)
     }
 
@@ -291,6 +354,10 @@ impl Config {
         }
         for route in &mut self.routes {
             route.component = base.join(&route.component);
+        }
+        if let Some(tls) = &mut self.tls {
+            tls.cert = base.join(&tls.cert);
+            tls.key = base.join(&tls.key);
         }
     }
 
@@ -401,11 +468,24 @@ impl Config {
         Ok(())
     }
 
+    /// How the server listens: TLS when configured.
+    pub fn server_settings(&self) -> ServerSettings {
+        ServerSettings {
+            tls: self.tls_config.clone(),
+            ..ServerSettings::default()
+        }
+    }
+
     /// Opens the configured session store.
     pub fn open_store(&self) -> anyhow::Result<Arc<dyn SessionStore>> {
         match self.store.backend {
             Backend::Embedded => {
                 let section = &self.store.embedded;
+                let max_session_bytes = self.store.max_session_bytes;
+                let stored_bytes = match &self.store.encryption {
+                    Some(keys) => keys.stored_bytes(max_session_bytes),
+                    None => max_session_bytes,
+                };
                 let store = EmbeddedStore::open(EmbeddedConfig {
                     path: section.path.clone(),
                     durability: match section.durability {
@@ -416,9 +496,14 @@ impl Config {
                     },
                     sweep_interval: section.sweep_interval,
                     cache_bytes: section.cache_mib * MIB as u64,
-                    max_session_bytes: self.store.max_session_bytes,
+                    max_session_bytes: stored_bytes,
                 })?;
-                Ok(Arc::new(store))
+                Ok(match &self.store.encryption {
+                    Some(keys) => {
+                        Arc::new(EncryptedStore::new(store, keys.clone(), max_session_bytes))
+                    }
+                    None => Arc::new(store),
+                })
             }
         }
     }
@@ -453,6 +538,7 @@ impl Config {
                             SameSiteSetting::None => cookie::SameSite::None,
                         },
                         domain: route.cookie.domain.clone(),
+                        signing: self.cookie_signing.clone(),
                     },
                     refresh_fraction: route.refresh_fraction,
                     max_lifetime: route.max_lifetime,
@@ -468,6 +554,39 @@ impl Config {
         }
         builder.build()
     }
+}
+
+/// Validates a key list (`list` names it in errors) and decodes its secrets,
+/// which must have a length `size_ok` accepts (32 bytes is always fine).
+fn load_keys(
+    list: &str,
+    specs: &[KeySpec],
+    size_ok: fn(usize) -> bool,
+) -> Result<Vec<(String, Vec<u8>)>, ConfigError> {
+    let mut keys = Vec::new();
+    for (i, key) in specs.iter().enumerate() {
+        let field = |name: &str| format!("{list}[{i}].{name}");
+        cookie_signing::valid_key_id(&key.id).map_err(|why| error(field("id"), why))?;
+        let secret = key
+            .secret()
+            .map_err(|(name, why)| error(field(name), why))?;
+        if !size_ok(secret.len()) {
+            let name = if key.secret.is_some() {
+                "secret"
+            } else {
+                "secret_env"
+            };
+            return Err(error(
+                field(name),
+                format!(
+                    "decodes to {} bytes; give 32 random bytes (make them with `openssl rand -base64 32`)",
+                    secret.len()
+                ),
+            ));
+        }
+        keys.push((key.id.clone(), secret));
+    }
+    Ok(keys)
 }
 
 fn syntax_error(text: &str, e: &toml::de::Error) -> ConfigError {
@@ -595,6 +714,43 @@ mod tests {
             "routes[0].default_ttl"
         );
         assert_eq!(field_of("listen = \"127.0.0.1:1\""), "routes");
+    }
+
+    #[test]
+    fn cookie_keys_are_checked_and_named_by_index() {
+        const KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+        let key = |id: &str, secret: &str| {
+            format!("[[cookie_keys]]\nid = \"{id}\"\nsecret = \"{secret}\"\n")
+        };
+        let config = parse(&format!("{}{}{ROUTE}", key("new", KEY), key("old", KEY))).unwrap();
+        assert!(config.cookie_signing.is_some());
+        assert!(parse(ROUTE).unwrap().cookie_signing.is_none());
+
+        let short = format!("{}{}{ROUTE}", key("new", KEY), key("old", "AAAA"));
+        assert_eq!(field_of(&short), "cookie_keys[1].secret");
+        assert_eq!(
+            field_of(&format!("{}{ROUTE}", key("a.b", KEY))),
+            "cookie_keys[0].id"
+        );
+        assert_eq!(
+            field_of(&format!("{}{}{ROUTE}", key("k", KEY), key("k", KEY))),
+            "cookie_keys"
+        );
+        let unset = "[[cookie_keys]]\nid = \"k\"\nsecret_env = \"EDGE_SESSION_TEST_UNSET\"\n";
+        assert_eq!(
+            field_of(&format!("{unset}{ROUTE}")),
+            "cookie_keys[0].secret_env"
+        );
+
+        let data_key = |secret: &str| {
+            format!("[[store.encryption_keys]]\nid = \"d1\"\nsecret = \"{secret}\"\n{ROUTE}")
+        };
+        assert!(parse(&data_key(KEY)).unwrap().store.encryption.is_some());
+        let longer = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==";
+        assert_eq!(
+            field_of(&data_key(longer)),
+            "store.encryption_keys[0].secret"
+        );
     }
 
     #[test]

@@ -33,6 +33,10 @@ use crate::store::SessionStore;
 /// Bytes of a guest's stderr kept for the host log, per request.
 const STDERR_CAPTURE_BYTES: usize = 4096;
 
+/// Marks a request that arrived over TLS: its guest sees the `https` scheme.
+#[derive(Clone, Copy, Debug)]
+pub struct Https;
+
 /// Per-route sandbox limits.
 #[derive(Clone, Copy, Debug)]
 pub struct GuestLimits {
@@ -260,7 +264,11 @@ impl Guest {
 
         let (sender, receiver) = oneshot::channel();
         let http = &mut store.data_mut().http();
-        let incoming = match http.new_incoming_request(Scheme::Http, request) {
+        let scheme = match request.extensions().get::<Https>() {
+            Some(Https) => Scheme::Https,
+            None => Scheme::Http,
+        };
+        let incoming = match http.new_incoming_request(scheme, request) {
             Ok(incoming) => incoming,
             Err(error) => return host_response(StatusCode::BAD_REQUEST, &format!("{error:#}\n")),
         };

@@ -8,19 +8,35 @@
 //!
 //! The `edge-session` binary reads a [`config::Config`] file and serves it;
 //! everything it does is available here to Rust programs.
+//! Without the default `runtime` feature, only the pure modules build (for fuzzing).
 
+#[cfg(feature = "runtime")]
 pub mod artifact_cache;
+#[cfg(feature = "runtime")]
 pub mod body_limit;
+#[cfg(feature = "runtime")]
 pub mod config;
+pub mod cookie_signing;
+#[cfg(feature = "runtime")]
 pub mod current_host;
+#[cfg(feature = "runtime")]
 pub mod engine;
+#[cfg(feature = "runtime")]
 pub mod guest;
 pub mod json_object;
+#[cfg(feature = "runtime")]
 pub mod runtime;
+pub mod secret_keys;
+#[cfg(feature = "runtime")]
 pub mod server;
 pub mod session_cookie;
 pub mod session_id;
+#[cfg(feature = "runtime")]
 pub mod sessions_host;
+#[cfg(feature = "runtime")]
 pub mod store;
+#[cfg(feature = "runtime")]
+pub mod tls;
 
+#[cfg(feature = "runtime")]
 pub use runtime::{RouteSpec, Runtime, RuntimeBuilder};

@@ -1,29 +1,37 @@
 //! The edge HTTP server: accepts connections and hands requests to the
 //! runtime.
 //!
-//! HTTP/1.1 with keep-alive (hyper 1). On shutdown the listener closes at
-//! once, idle connections close, and requests in flight finish (bounded by
+//! HTTP/1.1 with keep-alive (hyper 1), in the clear or over TLS
+//! ([`crate::tls`]). On shutdown the listener closes at once, idle
+//! connections close, and requests in flight finish (bounded by
 //! `drain_timeout`) before [`serve`] returns.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
+use crate::guest::Https;
 use crate::runtime::Runtime;
 
 /// Server settings.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ServerSettings {
-    /// How long a client may take to send request headers (slowloris guard).
+    /// How long a client may take to send request headers, or to finish
+    /// the TLS handshake (slowloris guard).
     pub header_read_timeout: Duration,
     /// How long shutdown waits for requests in flight.
     pub drain_timeout: Duration,
+    /// Serve HTTPS with this TLS config.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for ServerSettings {
@@ -31,6 +39,7 @@ impl Default for ServerSettings {
         Self {
             header_read_timeout: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(30),
+            tls: None,
         }
     }
 }
@@ -47,6 +56,7 @@ pub async fn serve(
     http.keep_alive(true)
         .timer(TokioTimer::new())
         .header_read_timeout(settings.header_read_timeout);
+    let tls = settings.tls.clone().map(TlsAcceptor::from);
     tokio::pin!(shutdown);
 
     loop {
@@ -63,17 +73,25 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let runtime = runtime.clone();
-        let service = service_fn(move |request| {
-            let runtime = runtime.clone();
-            async move { Ok::<_, Infallible>(runtime.handle(request).await) }
-        });
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%peer, %error, "connection ended with an error");
+        let (runtime, http, watcher) = (runtime.clone(), http.clone(), graceful.watcher());
+        match &tls {
+            None => tokio::spawn(serve_connection(
+                stream, false, runtime, http, watcher, peer,
+            )),
+            Some(acceptor) => {
+                let handshake = acceptor.accept(stream);
+                let timeout = settings.header_read_timeout;
+                tokio::spawn(async move {
+                    match tokio::time::timeout(timeout, handshake).await {
+                        Ok(Ok(stream)) => {
+                            serve_connection(stream, true, runtime, http, watcher, peer).await
+                        }
+                        Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                })
             }
-        });
+        };
     }
 
     drop(listener);
@@ -85,6 +103,30 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+/// Serves the requests of one connection until it closes.
+async fn serve_connection(
+    io: impl AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    https: bool,
+    runtime: Arc<Runtime>,
+    http: http1::Builder,
+    watcher: Watcher,
+    peer: SocketAddr,
+) {
+    let service = service_fn(move |mut request: hyper::Request<_>| {
+        let runtime = runtime.clone();
+        if https {
+            request.extensions_mut().insert(Https);
+        }
+        async move { Ok::<_, Infallible>(runtime.handle(request).await) }
+    });
+    if let Err(error) = watcher
+        .watch(http.serve_connection(TokioIo::new(io), service))
+        .await
+    {
+        tracing::debug!(%peer, %error, "connection ended with an error");
+    }
 }
 
 /// Completes on the first SIGINT or SIGTERM.

@@ -7,20 +7,26 @@
 //! when secure (or `__Secure-` with a domain), so no other site or subdomain
 //! can plant the cookie. No `Max-Age`: the browser drops the cookie when it
 //! closes, and the server-side TTL decides how long the session lives.
+//! With signing keys, the value is the id plus an HMAC ([`SigningKeys`]).
+
+use std::sync::Arc;
 
 use cookie::{Cookie, SameSite};
 use http::{HeaderMap, HeaderValue};
 
+use crate::cookie_signing::SigningKeys;
 use crate::session_id;
 
 /// How a route's session cookie is named and flagged.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct CookiePolicy {
     /// The configured name, without prefix.
     pub name: String,
     pub secure: bool,
     pub same_site: SameSite,
     pub domain: Option<String>,
+    /// Sign cookie values, and accept only values signed by one of these keys.
+    pub signing: Option<Arc<SigningKeys>>,
 }
 
 impl Default for CookiePolicy {
@@ -30,6 +36,7 @@ impl Default for CookiePolicy {
             secure: true,
             same_site: SameSite::Lax,
             domain: None,
+            signing: None,
         }
     }
 }
@@ -45,8 +52,10 @@ impl CookiePolicy {
     }
 
     /// The session id the request's cookie carries, if it has the shape of
-    /// an id this host issues. Whether it names a live session is for the
-    /// store to say.
+    /// an id this host issues (and, with signing keys, a valid signature).
+    /// Whether it names a live session is for the store to say. Of several
+    /// cookies with the route's name, the first acceptable one counts, so a
+    /// junk cookie cannot hide the real one.
     pub fn read(&self, headers: &HeaderMap) -> Option<String> {
         let name = self.wire_name();
         headers
@@ -55,14 +64,24 @@ impl CookiePolicy {
             .filter_map(|value| value.to_str().ok())
             .flat_map(Cookie::split_parse)
             .filter_map(Result::ok)
-            .find(|cookie| cookie.name() == name)
-            .map(|cookie| cookie.value().to_owned())
-            .filter(|id| session_id::validate(id).is_ok())
+            .filter(|cookie| cookie.name() == name)
+            .find_map(|cookie| {
+                let value = cookie.value();
+                let id = match &self.signing {
+                    Some(keys) => keys.verify(&name, value)?,
+                    None => value,
+                };
+                session_id::validate(id).is_ok().then(|| id.to_owned())
+            })
     }
 
     /// `Set-Cookie` for a session id.
     pub fn set(&self, id: &str) -> HeaderValue {
-        self.header(self.cookie(id.to_owned()))
+        let value = match &self.signing {
+            Some(keys) => keys.sign(&self.wire_name(), id),
+            None => id.to_owned(),
+        };
+        self.header(self.cookie(value))
     }
 
     /// `Set-Cookie` that removes the cookie.
@@ -201,6 +220,30 @@ mod tests {
         );
         assert_eq!(policy.read(&headers("garbage;;;=")), None);
         assert_eq!(policy.read(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn signed_cookies_carry_and_require_a_valid_signature() {
+        let keys = SigningKeys::new([("k1", &[7u8; 32][..])]).unwrap();
+        let policy = CookiePolicy {
+            signing: Some(Arc::new(keys)),
+            ..CookiePolicy::default()
+        };
+        let id = session_id::generate();
+        let header = policy.set(&id);
+        let pair = header.to_str().unwrap().split(';').next().unwrap();
+        assert!(pair.starts_with(&format!("__Host-sid={id}.k1.")), "{pair}");
+        assert_eq!(policy.read(&headers(pair)), Some(id.clone()));
+
+        let unsigned = format!("__Host-sid={id}");
+        assert_eq!(policy.read(&headers(&unsigned)), None, "unsigned id");
+        let forged = pair.replace(&id, &session_id::generate());
+        assert_eq!(policy.read(&headers(&forged)), None, "id swapped");
+        // A junk cookie of the same name does not hide the real one.
+        assert_eq!(
+            policy.read(&headers(&format!("{unsigned}; {pair}"))),
+            Some(id)
+        );
     }
 
     #[test]

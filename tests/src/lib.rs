@@ -66,9 +66,24 @@ impl Host {
     /// fresh data directory and `{cache}` by the shared artifact cache, so
     /// components compile once per test run rather than once per test.
     pub fn start(config: &str) -> Host {
-        let dir = tempfile::tempdir().expect("temp dir");
+        let mut host = Host {
+            child: None,
+            address: String::new(),
+            dir: tempfile::tempdir().expect("temp dir"),
+        };
+        host.reconfigure(config);
+        host.launch();
+        host
+    }
+
+    /// Replaces the config (placeholders as in [`start`](Self::start)) for
+    /// the next [`restart`](Self::restart).
+    pub fn reconfigure(&mut self, config: &str) {
         let config = config
-            .replace("{data}", &dir.path().join("sessions").display().to_string())
+            .replace(
+                "{data}",
+                &self.dir.path().join("sessions").display().to_string(),
+            )
             .replace(
                 "{cache}",
                 &target_dir()
@@ -76,14 +91,7 @@ impl Host {
                     .display()
                     .to_string(),
             );
-        std::fs::write(dir.path().join("edge.toml"), config).expect("write config");
-        let mut host = Host {
-            child: None,
-            address: String::new(),
-            dir,
-        };
-        host.launch();
-        host
+        std::fs::write(self.dir.path().join("edge.toml"), config).expect("write config");
     }
 
     /// Starts the process again on the same config and data directory.
@@ -119,6 +127,7 @@ impl Host {
             Ok(line) => {
                 let address = line
                     .strip_prefix("listening on http://")
+                    .or_else(|| line.strip_prefix("listening on https://"))
                     .expect("listening line");
                 self.address = address.to_owned();
             }

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use edge_session_tests::{Host, guest};
+use edge_session_tests::{Client, Host, guest};
+use serde_json::{Value, json};
 
 /// The host's session cookies: secure by default, hence the `__Host-` prefix.
 const COUNTER_COOKIE: &str = "__Host-sid";
@@ -70,6 +71,18 @@ default_ttl = "3s"
 refresh_fraction = 0.0
 [routes.cookie]
 name = "no_slide"
+
+# Two tenants running the same guest, each in its own namespace.
+[[routes]]
+prefix = "/tenant-a"
+component = "{faulty}"
+namespace = "tenant-a"
+max_ttl = "1d"
+
+[[routes]]
+prefix = "/tenant-b"
+component = "{faulty}"
+namespace = "tenant-b"
 
 [[routes]]
 prefix = "/limited"
@@ -653,4 +666,364 @@ fn the_cookie_cannot_change_after_the_response_head() {
     assert_eq!(reply.status, 200);
     assert!(reply.body.contains("InvalidArgument"), "{reply:?}");
     assert!(reply.header("set-cookie").is_none());
+}
+
+/// The counter on a host that signs its cookies with `keys` (id, base64
+/// secret), the signing key first.
+fn signed_config(keys: &[(&str, &str)]) -> String {
+    let keys: String = keys
+        .iter()
+        .map(|(id, secret)| format!("[[cookie_keys]]\nid = \"{id}\"\nsecret = \"{secret}\"\n"))
+        .collect();
+    format!(
+        r#"
+{keys}
+[engine]
+cache_dir = "{{cache}}"
+
+[store.embedded]
+path = "{{data}}"
+
+[[routes]]
+prefix = "/counter"
+component = "{counter}"
+namespace = "counter"
+"#,
+        counter = guest("counter").display(),
+    )
+}
+
+#[test]
+fn signed_cookies_reject_forgeries_and_survive_key_rotation() {
+    const OLD: (&str, &str) = ("old", "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=");
+    const NEW: (&str, &str) = ("new", "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=");
+    let mut host = Host::start(&signed_config(&[OLD]));
+    let mut client = host.client();
+    assert_eq!(client.get("/counter").json()["count"], 1);
+    let signed = client.cookie(COUNTER_COOKIE).unwrap().to_owned();
+    let (id, signature) = signed.split_once('.').expect("id.key.signature");
+    assert!(signature.starts_with("old."), "{signed}");
+    assert_eq!(client.get("/counter").json()["count"], 2);
+
+    // The bare id, or another id under the same signature, is not adopted.
+    for forged in [id.to_owned(), format!("AAAAAAAAAAAAAAAAAAAAAA.{signature}")] {
+        let mut forger = host.client();
+        forger.set_cookie(COUNTER_COOKIE, Some(&forged));
+        assert_eq!(forger.get("/counter").json()["count"], 1, "{forged}");
+    }
+    assert_eq!(
+        client.get("/counter").json()["count"],
+        3,
+        "the real one still counts"
+    );
+
+    // A new signing key: cookies signed with the old key stay valid ...
+    host.kill_hard();
+    host.reconfigure(&signed_config(&[NEW, OLD]));
+    host.restart();
+    let mut returning = host.client();
+    returning.set_cookie(COUNTER_COOKIE, Some(&signed));
+    assert_eq!(returning.get("/counter").json()["count"], 4);
+    let mut newcomer = host.client();
+    assert_eq!(newcomer.get("/counter").json()["count"], 1);
+    assert!(newcomer.cookie(COUNTER_COOKIE).unwrap().contains(".new."));
+
+    // ... until the old key is retired.
+    host.kill_hard();
+    host.reconfigure(&signed_config(&[NEW]));
+    host.restart();
+    let mut returning = host.client();
+    returning.set_cookie(COUNTER_COOKIE, Some(&signed));
+    assert_eq!(returning.get("/counter").json()["count"], 1);
+}
+
+/// Makes one raw `sessions` call through the faulty guest's `/ops` probe and
+/// returns `{"ok": …}` or `{"error": "…"}`.
+fn call(client: &mut Client, route: &str, call: Value) -> Value {
+    let reply = client.post(&format!("{route}/ops"), &call.to_string());
+    assert_eq!(reply.status, 200, "{call} -> {reply:?}");
+    reply.json()
+}
+
+#[test]
+fn a_guest_cannot_reach_another_namespace_whatever_id_it_passes() {
+    let host = Host::start(&demo_config("30m"));
+    let client = &mut host.client();
+    let created = call(
+        client,
+        "/tenant-a",
+        json!({"op": "create", "data": r#"{"secret":7}"#}),
+    );
+    let id = created["ok"].as_str().expect("an id").to_owned();
+    let before = call(client, "/tenant-a", json!({"op": "get", "id": id}));
+    assert_eq!(before["ok"]["data"], r#"{"secret":7}"#);
+
+    // Tenant B tries every operation on tenant A's id.
+    let attempts = [
+        (json!({"op": "get", "id": id}), json!({"ok": null})),
+        (
+            json!({"op": "get-field", "id": id, "name": "secret"}),
+            json!({"error": "not-found"}),
+        ),
+        (
+            json!({"op": "touch", "id": id, "ttl": 5}),
+            json!({"ok": false}),
+        ),
+        (json!({"op": "delete", "id": id}), json!({"ok": false})),
+        (
+            json!({"op": "rotate", "id": id}),
+            json!({"error": "not-found"}),
+        ),
+        (
+            json!({"op": "set-field", "id": id, "name": "secret", "value": "0"}),
+            json!({"error": "not-found"}),
+        ),
+        (
+            json!({"op": "remove-field", "id": id, "name": "secret"}),
+            json!({"error": "not-found"}),
+        ),
+        (
+            json!({"op": "incr-field", "id": id, "name": "secret", "delta": 1}),
+            json!({"error": "not-found"}),
+        ),
+        (
+            json!({"op": "save-if", "id": id, "data": "{}", "generation": 1}),
+            json!({"error": "not-found"}),
+        ),
+    ];
+    for (attempt, expected) in attempts {
+        assert_eq!(
+            call(client, "/tenant-b", attempt.clone()),
+            expected,
+            "{attempt}"
+        );
+    }
+    // An upsert under the same id lands in B's own namespace.
+    assert_eq!(
+        call(
+            client,
+            "/tenant-b",
+            json!({"op": "save", "id": id, "data": r#"{"mine":1}"#})
+        ),
+        json!({"ok": 1})
+    );
+    let b_view = call(client, "/tenant-b", json!({"op": "get", "id": id}));
+    assert_eq!(b_view["ok"]["data"], r#"{"mine":1}"#);
+
+    // A's session is exactly as it was: data, generation and expiry.
+    let after = call(client, "/tenant-a", json!({"op": "get", "id": id}));
+    assert_eq!(after["ok"]["data"], before["ok"]["data"]);
+    assert_eq!(after["ok"]["generation"], before["ok"]["generation"]);
+    assert!(
+        after["ok"]["expires-in"].as_u64().unwrap() > 5,
+        "not touched by B"
+    );
+
+    // A request-bound session does not cross namespaces either: the
+    // counter's cookie, presented to a route of another namespace, is ignored.
+    let mut visitor = host.client();
+    assert_eq!(visitor.get("/counter").json()["count"], 1);
+    assert_eq!(visitor.get("/counter").json()["count"], 2);
+    let stolen = visitor.cookie(COUNTER_COOKIE).unwrap().to_owned();
+    let mut elsewhere = host.client();
+    elsewhere.set_cookie("__Host-short", Some(&stolen));
+    assert_eq!(elsewhere.get("/short-life").json()["count"], 1);
+    assert_ne!(elsewhere.cookie("__Host-short"), Some(stolen.as_str()));
+    assert_eq!(visitor.get("/counter").json()["count"], 3);
+}
+
+#[test]
+fn bad_arguments_get_typed_errors_and_lose_nothing() {
+    let host = Host::start(&demo_config("30m"));
+    let client = &mut host.client();
+    let created = call(
+        client,
+        "/tenant-a",
+        json!({"op": "create", "data": r#"{"n":1,"s":"x"}"#}),
+    );
+    let id = created["ok"].as_str().unwrap().to_owned();
+    let huge = format!(r#"{{"blob":"{}"}}"#, "x".repeat(200 * 1024));
+    let long_name = "n".repeat(257);
+    let invalid = |why: &str| format!("invalid-argument: {why}");
+    let cases = [
+        (
+            json!({"op": "save", "id": id, "data": "not json"}),
+            "invalid-argument",
+        ),
+        (
+            json!({"op": "save", "id": id, "data": "[1,2]"}),
+            "invalid-argument",
+        ),
+        (json!({"op": "save", "id": id, "data": huge}), "too-large"),
+        (json!({"op": "create", "data": huge}), "too-large"),
+        (
+            json!({"op": "set-field", "id": id, "name": "", "value": "1"}),
+            "invalid-argument",
+        ),
+        (
+            json!({"op": "set-field", "id": id, "name": long_name, "value": "1"}),
+            "invalid-argument",
+        ),
+        (
+            json!({"op": "set-field", "id": id, "name": "n", "value": "{oops"}),
+            "invalid-argument",
+        ),
+        (
+            json!({"op": "incr-field", "id": id, "name": "s", "delta": 1}),
+            "invalid-argument",
+        ),
+        (
+            json!({"op": "incr-field", "id": id, "name": "n", "delta": i64::MAX}),
+            "invalid-argument",
+        ),
+        (
+            json!({"op": "touch", "id": id, "ttl": 0}),
+            "invalid-argument",
+        ),
+        (
+            json!({"op": "touch", "id": id, "ttl": 86_401}),
+            "invalid-argument",
+        ),
+        (
+            json!({"op": "save", "id": id, "data": "{}", "ttl": u64::MAX}),
+            "invalid-argument",
+        ),
+        (json!({"op": "get", "id": ""}), "invalid-argument"),
+        (
+            json!({"op": "get", "id": "../../etc/passwd"}),
+            "invalid-argument",
+        ),
+        (
+            json!({"op": "get", "id": "A".repeat(10_000)}),
+            "invalid-argument",
+        ),
+    ];
+    for (attempt, expected) in cases {
+        let reply = call(client, "/tenant-a", attempt.clone());
+        let error = reply["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{attempt} -> {reply}"));
+        assert!(error.starts_with(expected), "{attempt} -> {error}");
+        if expected == "invalid-argument" {
+            assert!(error.len() > invalid("").len(), "says why: {error}");
+        }
+    }
+    let after = call(client, "/tenant-a", json!({"op": "get", "id": id}));
+    assert_eq!(after["ok"]["data"], r#"{"n":1,"s":"x"}"#, "nothing lost");
+    assert_eq!(after["ok"]["generation"], 1, "nothing written");
+}
+
+#[test]
+fn malformed_and_oversized_cookies_and_headers_get_no_session_or_a_4xx() {
+    use std::io::{Read, Write};
+    let host = Host::start(&demo_config("30m"));
+    let raw = |head: &str| -> String {
+        let mut stream = std::net::TcpStream::connect(&host.address).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        stream
+            .write_all(
+                format!("GET /counter HTTP/1.1\r\nHost: x\r\n{head}Connection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .unwrap();
+        let mut reply = Vec::new();
+        let _ = stream.read_to_end(&mut reply);
+        String::from_utf8_lossy(&reply).into_owned()
+    };
+    // Garbage in the cookie: no session is adopted, a fresh one starts.
+    for cookie in [
+        "__Host-sid=",
+        "__Host-sid=%00%ff; ;;=;==",
+        "__Host-sid=\"AAAAAAAAAAAAAAAAAAAAAA\"",
+        "__Host-sid=AAAAAAAAAAAAAAAAAAAAAA; __Host-sid=../../x",
+    ] {
+        let reply = raw(&format!("Cookie: {cookie}\r\n"));
+        assert!(reply.starts_with("HTTP/1.1 200"), "{cookie}: {reply}");
+        assert!(reply.contains(r#"{"count":1}"#), "{cookie}: {reply}");
+    }
+    // Bytes that are not text in a cookie header.
+    let mut stream = std::net::TcpStream::connect(&host.address).unwrap();
+    stream
+        .write_all(b"GET /counter HTTP/1.1\r\nHost: x\r\nCookie: __Host-sid=\xff\xfe\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut reply = String::new();
+    let _ = stream.read_to_string(&mut reply);
+    assert!(
+        reply.starts_with("HTTP/1.1 200") || reply.starts_with("HTTP/1.1 400"),
+        "{reply}"
+    );
+
+    // Oversized headers are refused before any guest runs.
+    let oversized = raw(&format!("Cookie: a={}\r\n", "x".repeat(1024 * 1024)));
+    assert!(oversized.starts_with("HTTP/1.1 431"), "{oversized}");
+    let many: String = (0..200).map(|i| format!("X-Junk-{i}: {i}\r\n")).collect();
+    let too_many = raw(&many);
+    assert!(too_many.starts_with("HTTP/1.1 431"), "{too_many}");
+    let malformed = raw("No colon here\r\n");
+    assert!(malformed.starts_with("HTTP/1.1 400"), "{malformed}");
+
+    // The host is unharmed.
+    assert_eq!(host.client().get("/counter").json()["count"], 1);
+}
+
+#[test]
+fn encrypted_sessions_work_end_to_end_and_never_reach_the_disk_in_clear() {
+    const USER: &str = "ada-lovelace-1815";
+    let config = demo_config("30m").replacen(
+        "[store.embedded]",
+        "[[store.encryption_keys]]\nid = \"d1\"\nsecret = \"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\"\n\n[store.embedded]",
+        1,
+    );
+    let mut host = Host::start(&config);
+    let mut shopper = host.client();
+    assert_eq!(
+        shopper
+            .post("/shop/login", &format!(r#"{{"user":"{USER}"}}"#))
+            .status,
+        200
+    );
+    for _ in 0..3 {
+        shopper.post("/shop/cart/items", r#"{"sku":"apple","qty":2}"#);
+    }
+    let cart = shopper.get("/shop/cart").json();
+    assert_eq!(
+        (cart["user"].as_str(), &cart["items"]["apple"]),
+        (Some(USER), &json!(6))
+    );
+
+    host.kill_hard();
+    let files = walk(&host.dir.path().join("sessions"));
+    assert!(!files.is_empty());
+    for file in files {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !bytes.windows(USER.len()).any(|w| w == USER.as_bytes()),
+            "{} holds the user name in clear",
+            file.display()
+        );
+    }
+    host.restart();
+    let mut returning = host.client();
+    returning.set_cookie(SHOP_COOKIE, shopper.cookie(SHOP_COOKIE));
+    assert_eq!(
+        returning.get("/shop/cart").json(),
+        cart,
+        "decrypts after a restart"
+    );
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }

@@ -1,5 +1,6 @@
 //! The WIT package in `wit/`: `sessions.wit` stands alone, and the handler
-//! world is exactly the standard wasi:http proxy plus sessions.
+//! world is exactly the standard wasi:http proxy plus the two session
+//! interfaces.
 
 use std::path::{Path, PathBuf};
 
@@ -32,13 +33,13 @@ fn sessions_wit_needs_no_other_package() {
     let world = &resolve.worlds[imports];
     assert_eq!(
         names(&resolve, world.imports.keys()),
-        ["edge:session/sessions@0.1.0"]
+        ["edge:session/current@0.1.0", "edge:session/sessions@0.1.0"]
     );
     assert!(world.exports.is_empty());
 }
 
 #[test]
-fn handler_world_is_the_proxy_world_plus_sessions() {
+fn handler_world_is_the_proxy_world_plus_session_interfaces() {
     let dir = wit_dir();
     assert!(
         dir.join("deps/http.wit").is_file(),
@@ -60,6 +61,7 @@ fn handler_world_is_the_proxy_world_plus_sessions() {
         .expect("wasi:http is among the deps");
     let proxy = &resolve.worlds[world(&resolve, proxy_package, "proxy")];
     let mut expected = names(&resolve, proxy.imports.keys());
+    expected.push("edge:session/current@0.1.0".into());
     expected.push("edge:session/sessions@0.1.0".into());
     expected.sort();
     assert_eq!(names(&resolve, handler.imports.keys()), expected);

@@ -40,6 +40,12 @@ pub use cookie;
 pub use http::{MAX_REQUEST_BODY, Request, Response, serve};
 pub use sessions::Error;
 
+/// The generated WIT bindings, for handlers that pass JSON text as it is
+/// (no serde round trip) or call the contract exactly as written.
+pub mod raw {
+    pub use crate::sessions::bindings::edge::session::{current, sessions};
+}
+
 /// Used by [`export_handler!`]; not part of the API.
 #[doc(hidden)]
 pub use wasip2 as __wasip2;

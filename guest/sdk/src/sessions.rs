@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-mod bindings {
+pub(crate) mod bindings {
     wit_bindgen::generate!({
         path: "../../wit/sessions.wit",
         world: "session-imports",

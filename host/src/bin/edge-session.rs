@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use edge_session::config::Config;
-use edge_session::server::{self, ServerSettings};
+use edge_session::server;
 use tracing_subscriber::EnvFilter;
 
 /// Our logs at info; the storage engine's only when something is wrong.
@@ -67,15 +67,15 @@ fn serve(path: &Path, listen: Option<std::net::SocketAddr>) -> ExitCode {
                 let listener = tokio::net::TcpListener::bind(address)
                     .await
                     .map_err(|e| anyhow::anyhow!("cannot listen on {address}: {e}"))?;
+                let settings = config.server_settings();
+                let scheme = if settings.tls.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
                 // Tests and scripts read this line to find the port.
-                println!("listening on http://{}", listener.local_addr()?);
-                server::serve(
-                    runtime,
-                    listener,
-                    ServerSettings::default(),
-                    server::shutdown_signal(),
-                )
-                .await
+                println!("listening on {scheme}://{}", listener.local_addr()?);
+                server::serve(runtime, listener, settings, server::shutdown_signal()).await
             })
         });
     match result {

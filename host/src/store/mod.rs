@@ -31,12 +31,16 @@
 //! ```
 
 mod embedded;
+mod encrypted;
 
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
 pub use embedded::{Durability, EmbeddedConfig, EmbeddedStore};
+pub use encrypted::{EncryptedStore, EncryptionKeys};
+
+use crate::json_object::IncrementError;
 
 /// Which session a store operation addresses: a route's namespace plus the
 /// session id. Both are validated by the host before they reach a store.
@@ -87,6 +91,14 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The error of `incr_field` on a field that cannot be incremented.
+fn increment_error(name: &str, error: IncrementError) -> StoreError {
+    StoreError::InvalidArgument(match error {
+        IncrementError::NotAnInteger => format!("field {name:?} does not hold an integer"),
+        IncrementError::Overflow => format!("incrementing field {name:?} overflows s64"),
+    })
+}
 
 /// A session backend. See the module documentation for the guarantees.
 #[async_trait]

@@ -36,8 +36,8 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions};
 use self::record::{Record, expiry_after, index_key, now_ms, record_key, split_index_key};
 pub use self::syncer::Durability;
 use self::syncer::Syncer;
-use super::{SessionKey, SessionStore, StoreError, StoreResult, StoredSession};
-use crate::json_object::{IncrementError, JsonObject};
+use super::{SessionKey, SessionStore, StoreError, StoreResult, StoredSession, increment_error};
+use crate::json_object::JsonObject;
 
 const LOCK_STRIPES: usize = 1024;
 /// Index entries handled per sweep step, so writers are never held up long.
@@ -513,14 +513,9 @@ impl SessionStore for EmbeddedStore {
 
     async fn incr_field(&self, key: SessionKey<'_>, name: &str, delta: i64) -> StoreResult<i64> {
         let (value, _) = self.inner.edit(key, |object| {
-            let value = object.increment(name, delta).map_err(|e| match e {
-                IncrementError::NotAnInteger => {
-                    StoreError::InvalidArgument(format!("field {name:?} does not hold an integer"))
-                }
-                IncrementError::Overflow => StoreError::InvalidArgument(format!(
-                    "incrementing field {name:?} overflows s64"
-                )),
-            })?;
+            let value = object
+                .increment(name, delta)
+                .map_err(|e| increment_error(name, e))?;
             Ok((value, true))
         })?;
         self.inner.syncer.written().await?;

@@ -12,7 +12,11 @@
 //! - `/big?kb=N`: answers with N KiB (client-disconnect tests);
 //! - `/late-start`: sends its response head, then tries `current::start`
 //!   and writes the outcome into the body;
+//! - `POST /ops`: makes the `sessions` call its JSON body describes, with
+//!   raw arguments, and reports the typed result (see `ops.rs`);
 //! - anything else: 200 "ok".
+
+mod ops;
 
 use edge_session_guest::{Request, Response, current, sessions};
 use wasip2::http::types::{IncomingRequest, ResponseOutparam};
@@ -60,6 +64,7 @@ impl edge_session_guest::Handler for Faulty {
                 Err(error) => Response::text(error.status(), &format!("{error:?}\n")),
             },
             "outgoing" => Response::text(200, &format!("{}\n", outgoing_request())),
+            "ops" => ops::run(&request),
             "env" => Response::text(200, &format!("{} variables\n", std::env::vars().count())),
             "big" => {
                 let kb = query_number(&request, "kb").unwrap_or(1024);
