@@ -8,6 +8,7 @@ scripts/build-guests.sh
 scripts/wit-deps.sh
 
 cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 cargo clippy --all-targets -- -D warnings
 cargo clippy --target wasm32-wasip2 -p edge-session-guest -p counter -p cart -p faulty -- -D warnings
 
@@ -15,3 +16,6 @@ cargo clippy --target wasm32-wasip2 -p edge-session-guest -p counter -p cart -p 
 # the tests: one feature resolution for both, so nothing builds twice.
 cargo build --all-targets
 cargo test
+
+# Bounded fuzzing of the cookie/id parser and the JSON field operations.
+scripts/fuzz.sh 30

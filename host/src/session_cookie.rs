@@ -55,23 +55,26 @@ impl CookiePolicy {
     /// an id this host issues (and, with signing keys, a valid signature).
     /// Whether it names a live session is for the store to say. Of several
     /// cookies with the route's name, the first acceptable one counts, so a
-    /// junk cookie cannot hide the real one.
+    /// junk cookie cannot hide the real one. Non-ASCII bytes in other
+    /// cookies (a UTF-8 value, say) do not hide it either.
     pub fn read(&self, headers: &HeaderMap) -> Option<String> {
         let name = self.wire_name();
         headers
             .get_all(http::header::COOKIE)
             .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(Cookie::split_parse)
-            .filter_map(Result::ok)
-            .filter(|cookie| cookie.name() == name)
-            .find_map(|cookie| {
-                let value = cookie.value();
-                let id = match &self.signing {
-                    Some(keys) => keys.verify(&name, value)?,
-                    None => value,
-                };
-                session_id::validate(id).is_ok().then(|| id.to_owned())
+            .find_map(|value| {
+                let text = String::from_utf8_lossy(value.as_bytes());
+                Cookie::split_parse(text.as_ref())
+                    .filter_map(Result::ok)
+                    .filter(|cookie| cookie.name() == name)
+                    .find_map(|cookie| {
+                        let value = cookie.value();
+                        let id = match &self.signing {
+                            Some(keys) => keys.verify(&name, value)?,
+                            None => value,
+                        };
+                        session_id::validate(id).is_ok().then(|| id.to_owned())
+                    })
             })
     }
 
@@ -219,6 +222,13 @@ mod tests {
             "not an id we issue"
         );
         assert_eq!(policy.read(&headers("garbage;;;=")), None);
+        let mut utf8 = HeaderMap::new();
+        let text = format!("lang=français; __Host-sid={id}");
+        utf8.append(
+            http::header::COOKIE,
+            HeaderValue::from_bytes(text.as_bytes()).unwrap(),
+        );
+        assert_eq!(policy.read(&utf8), Some(id.clone()), "other cookies' UTF-8");
         assert_eq!(policy.read(&HeaderMap::new()), None);
     }
 
