@@ -18,6 +18,7 @@ use crate::artifact_cache::ArtifactCache;
 use crate::cookie_signing::{self, SigningKeys};
 use crate::engine::EngineSettings;
 use crate::guest::GuestLimits;
+use crate::outgoing_http::OutgoingHttp;
 use crate::runtime::{RouteSpec, Runtime};
 use crate::secret_keys::KeySpec;
 use crate::server::ServerSettings;
@@ -211,6 +212,9 @@ pub struct RouteSection {
     /// The session cookie of the `current` interface.
     #[serde(default)]
     pub cookie: CookieSection,
+    /// `host:port` authorities the guest may send HTTP requests to.
+    #[serde(default)]
+    pub outgoing_http: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -456,6 +460,8 @@ impl Config {
                     "\"none\" needs secure = true (browsers reject it otherwise)",
                 ));
             }
+            OutgoingHttp::allow(&route.outgoing_http)
+                .map_err(|why| error(field("outgoing_http"), why))?;
             if route.max_concurrency == 0
                 || route.max_concurrency > self.engine.max_instances as usize
             {
@@ -543,6 +549,8 @@ impl Config {
                     refresh_fraction: route.refresh_fraction,
                     max_lifetime: route.max_lifetime,
                 }),
+                outgoing_http: OutgoingHttp::allow(&route.outgoing_http)
+                    .expect("validated with the config"),
                 limits: GuestLimits {
                     max_memory_bytes: route.max_memory_mib * MIB,
                     timeout: route.timeout,
@@ -668,6 +676,10 @@ mod tests {
         assert_eq!(
             field_of(&format!("{ROUTE}max_memory_mib = 0")),
             "routes[0].max_memory_mib"
+        );
+        assert_eq!(
+            field_of(&format!("{ROUTE}outgoing_http = [\"api.example.com\"]")),
+            "routes[0].outgoing_http"
         );
         assert_eq!(
             field_of(&format!("{ROUTE}max_request_bytes = 0")),

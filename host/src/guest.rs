@@ -22,11 +22,12 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
-use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::body_limit::{LimitedBody, declared_length};
 use crate::current_host::RequestSession;
 use crate::engine::deadline_ticks;
+use crate::outgoing_http::OutgoingHttp;
 use crate::sessions_host::{SessionImports, SessionPolicy, SessionsContext};
 use crate::store::SessionStore;
 
@@ -69,7 +70,7 @@ impl Default for GuestLimits {
 pub struct RequestState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
-    hooks: DenyOutgoingHttp,
+    hooks: OutgoingHttp,
     table: ResourceTable,
     limits: StoreLimits,
     sessions: SessionsContext,
@@ -94,32 +95,6 @@ impl WasiHttpView for RequestState {
     }
 }
 
-/// Outgoing HTTP is denied: guests serve requests, they do not make them.
-struct DenyOutgoingHttp;
-
-impl WasiHttpHooks for DenyOutgoingHttp {
-    fn send_request(
-        &mut self,
-        _request: http::Request<WasiBody>,
-        _options: Option<wasmtime_wasi_http::RequestOptions>,
-        _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-    ) -> Box<
-        dyn Future<
-                Output = Result<
-                    (
-                        http::Response<WasiBody>,
-                        Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-                    ),
-                    wasmtime_wasi_http::Error,
-                >,
-            > + Send,
-    > {
-        Box::new(std::future::ready(Err(
-            wasmtime_wasi_http::Error::HttpRequestDenied,
-        )))
-    }
-}
-
 /// Builds the linker every guest is linked against: WASI (with all
 /// capabilities withheld by each request's context), wasi:http and sessions.
 pub fn linker(engine: &Engine) -> anyhow::Result<Linker<RequestState>> {
@@ -139,6 +114,7 @@ pub struct Guest {
     sessions: Option<Arc<SessionPolicy>>,
     store: Arc<dyn SessionStore>,
     limits: GuestLimits,
+    outgoing_http: OutgoingHttp,
     /// One permit per instance allowed to run at once.
     concurrency: Arc<Semaphore>,
 }
@@ -199,6 +175,7 @@ impl Guest {
         sessions: Option<SessionPolicy>,
         store: Arc<dyn SessionStore>,
         limits: GuestLimits,
+        outgoing_http: OutgoingHttp,
     ) -> anyhow::Result<Self> {
         let pre = ProxyPre::new(linker.instantiate_pre(component)?)?;
         Ok(Self {
@@ -208,6 +185,7 @@ impl Guest {
             store,
             concurrency: Arc::new(Semaphore::new(limits.max_concurrency)),
             limits,
+            outgoing_http,
         })
     }
 
@@ -246,7 +224,7 @@ impl Guest {
         let state = RequestState {
             wasi,
             http: WasiHttpCtx::new(),
-            hooks: DenyOutgoingHttp,
+            hooks: self.outgoing_http.clone(),
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new()
                 .memory_size(limits.max_memory_bytes)

@@ -25,6 +25,8 @@ pub mod engine;
 pub mod guest;
 pub mod json_object;
 #[cfg(feature = "runtime")]
+pub mod outgoing_http;
+#[cfg(feature = "runtime")]
 pub mod runtime;
 pub mod secret_keys;
 #[cfg(feature = "runtime")]

@@ -31,6 +31,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use crate::artifact_cache::ArtifactCache;
 use crate::engine::{EngineSettings, GuestEngine};
 use crate::guest::{self, Guest, GuestLimits, host_response};
+use crate::outgoing_http::OutgoingHttp;
 use crate::sessions_host::SessionPolicy;
 use crate::store::SessionStore;
 
@@ -43,6 +44,8 @@ pub struct RouteSpec {
     /// `None`: the guest runs without session access (calls are denied).
     pub sessions: Option<SessionPolicy>,
     pub limits: GuestLimits,
+    /// Where the guest may send HTTP requests (nowhere by default).
+    pub outgoing_http: OutgoingHttp,
 }
 
 impl RouteSpec {
@@ -52,6 +55,7 @@ impl RouteSpec {
             component: component.into(),
             sessions: None,
             limits: GuestLimits::default(),
+            outgoing_http: OutgoingHttp::default(),
         }
     }
 
@@ -124,6 +128,7 @@ impl RuntimeBuilder {
                 spec.sessions,
                 self.store.clone(),
                 spec.limits,
+                spec.outgoing_http,
             )
             .with_context(|| {
                 format!(

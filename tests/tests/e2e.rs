@@ -1027,3 +1027,57 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     files
 }
+
+#[test]
+fn outgoing_http_reaches_only_the_authorities_a_route_lists() {
+    use std::io::{Read, Write};
+    // A tiny upstream API, and a second port nobody listed.
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let unlisted = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (api, other) = (
+        upstream.local_addr().unwrap().to_string(),
+        unlisted.local_addr().unwrap().to_string(),
+    );
+    std::thread::spawn(move || {
+        for stream in upstream.incoming() {
+            let mut stream = stream.unwrap();
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nhi");
+        }
+    });
+    let config = format!(
+        r#"
+[engine]
+cache_dir = "{{cache}}"
+
+[store.embedded]
+path = "{{data}}"
+
+[[routes]]
+prefix = "/allowed"
+component = "{faulty}"
+outgoing_http = ["{api}"]
+
+[[routes]]
+prefix = "/denied"
+component = "{faulty}"
+"#,
+        faulty = guest("faulty").display(),
+    );
+    let host = Host::start(&config);
+    let outgoing =
+        |route: &str, to: &str| host.client().get(&format!("{route}/outgoing?to={to}")).body;
+    assert_eq!(outgoing("/allowed", &api), "sent! status 200\n");
+    for (route, to) in [
+        ("/denied", &api),
+        ("/allowed", &other),
+        ("/allowed", &"example.com".to_owned()),
+    ] {
+        assert!(
+            outgoing(route, to).contains("HttpRequestDenied"),
+            "{route} -> {to}"
+        );
+    }
+}

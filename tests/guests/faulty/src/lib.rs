@@ -7,7 +7,8 @@
 //! - `/sleep?ms=N`: answers after N milliseconds (timeouts, graceful shutdown);
 //! - `/silent`: returns without sending any response;
 //! - `/session`: tries to create a session and reports the outcome;
-//! - `/outgoing`: tries an outgoing HTTP request and reports the outcome;
+//! - `/outgoing?to=HOST:PORT`: tries an outgoing HTTP request (to
+//!   example.com by default) and reports the outcome;
 //! - `/env`: reports how many environment variables it can see;
 //! - `/big?kb=N`: answers with N KiB (client-disconnect tests);
 //! - `/late-start`: sends its response head, then tries `current::start`
@@ -63,7 +64,10 @@ impl edge_session_guest::Handler for Faulty {
                 Ok(_) => Response::text(200, "created\n"),
                 Err(error) => Response::text(error.status(), &format!("{error:?}\n")),
             },
-            "outgoing" => Response::text(200, &format!("{}\n", outgoing_request())),
+            "outgoing" => {
+                let to = query(&request, "to").unwrap_or("example.com");
+                Response::text(200, &format!("{}\n", outgoing_request(to)))
+            }
             "ops" => ops::run(&request),
             "env" => Response::text(200, &format!("{} variables\n", std::env::vars().count())),
             "big" => {
@@ -88,23 +92,25 @@ fn late_start(out: ResponseOutparam) {
     let _ = OutgoingBody::finish(body, None);
 }
 
-/// The number in a `?name=N` query.
-fn query_number(request: &Request, name: &str) -> Option<u64> {
+/// The value in a `?name=value` query.
+fn query<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
     let (key, value) = request.query()?.split_once('=')?;
-    if key != name {
-        return None;
-    }
-    value.parse().ok()
+    (key == name).then_some(value)
 }
 
-/// Sends `GET http://example.com/` and describes what happened.
-fn outgoing_request() -> String {
+/// The number in a `?name=N` query.
+fn query_number(request: &Request, name: &str) -> Option<u64> {
+    query(request, name)?.parse().ok()
+}
+
+/// Sends `GET http://{authority}/` and describes what happened.
+fn outgoing_request(authority: &str) -> String {
     use wasip2::http::outgoing_handler;
     use wasip2::http::types::{Fields, OutgoingRequest, Scheme};
 
     let request = OutgoingRequest::new(Fields::new());
     let _ = request.set_scheme(Some(&Scheme::Http));
-    let _ = request.set_authority(Some("example.com"));
+    let _ = request.set_authority(Some(authority));
     let _ = request.set_path_with_query(Some("/"));
     let future = match outgoing_handler::handle(request, None) {
         Ok(future) => future,
