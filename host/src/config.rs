@@ -17,7 +17,7 @@ use serde::{Deserialize, Deserializer};
 use crate::artifact_cache::ArtifactCache;
 use crate::cookie_signing::{self, SigningKeys};
 use crate::engine::EngineSettings;
-use crate::guest::GuestLimits;
+use crate::guest::{Capabilities, GuestLimits};
 use crate::outgoing_http::OutgoingHttp;
 use crate::runtime::{RouteSpec, Runtime};
 use crate::secret_keys::KeySpec;
@@ -215,6 +215,11 @@ pub struct RouteSection {
     /// `host:port` authorities the guest may send HTTP requests to.
     #[serde(default)]
     pub outgoing_http: Vec<String>,
+    /// Environment variables the guest sees.
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
+    /// A directory the guest may read (not write), mounted at `/`.
+    pub read_only_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -358,6 +363,9 @@ impl Config {
         }
         for route in &mut self.routes {
             route.component = base.join(&route.component);
+            if let Some(dir) = &mut route.read_only_dir {
+                *dir = base.join(&*dir);
+            }
         }
         if let Some(tls) = &mut self.tls {
             tls.cert = base.join(&tls.cert);
@@ -462,6 +470,24 @@ impl Config {
             }
             OutgoingHttp::allow(&route.outgoing_http)
                 .map_err(|why| error(field("outgoing_http"), why))?;
+            if let Some(name) = route
+                .env
+                .keys()
+                .find(|name| name.is_empty() || name.contains(['=', '\0']))
+            {
+                return Err(error(
+                    field("env"),
+                    format!("{name:?} is not a variable name (empty, or holds '=' or NUL)"),
+                ));
+            }
+            if let Some(dir) = &route.read_only_dir
+                && !dir.is_dir()
+            {
+                return Err(error(
+                    field("read_only_dir"),
+                    format!("{} is not a directory", dir.display()),
+                ));
+            }
             if route.max_concurrency == 0
                 || route.max_concurrency > self.engine.max_instances as usize
             {
@@ -549,8 +575,12 @@ impl Config {
                     refresh_fraction: route.refresh_fraction,
                     max_lifetime: route.max_lifetime,
                 }),
-                outgoing_http: OutgoingHttp::allow(&route.outgoing_http)
-                    .expect("validated with the config"),
+                capabilities: Capabilities {
+                    outgoing_http: OutgoingHttp::allow(&route.outgoing_http)
+                        .expect("validated with the config"),
+                    env: route.env.clone().into_iter().collect(),
+                    read_only_dir: route.read_only_dir.clone(),
+                },
                 limits: GuestLimits {
                     max_memory_bytes: route.max_memory_mib * MIB,
                     timeout: route.timeout,
@@ -680,6 +710,14 @@ mod tests {
         assert_eq!(
             field_of(&format!("{ROUTE}outgoing_http = [\"api.example.com\"]")),
             "routes[0].outgoing_http"
+        );
+        assert_eq!(
+            field_of(&format!("{ROUTE}read_only_dir = \"missing\"")),
+            "routes[0].read_only_dir"
+        );
+        assert_eq!(
+            field_of(&format!("{ROUTE}[routes.env]\n\"A=B\" = \"x\"")),
+            "routes[0].env"
         );
         assert_eq!(
             field_of(&format!("{ROUTE}max_request_bytes = 0")),

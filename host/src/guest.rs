@@ -7,6 +7,7 @@
 //! and its run time bounded. A trap, a timeout or a missing response ends
 //! only this request, as a 500 or 504.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -18,7 +19,7 @@ use tokio::sync::{Semaphore, oneshot};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, PoolConcurrencyLimitError, Store, StoreLimits, StoreLimitsBuilder, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -37,6 +38,18 @@ const STDERR_CAPTURE_BYTES: usize = 4096;
 /// Marks a request that arrived over TLS: its guest sees the `https` scheme.
 #[derive(Clone, Copy, Debug)]
 pub struct Https;
+
+/// What a route's guests may reach beyond their sandbox: nothing unless
+/// configured.
+#[derive(Clone, Debug, Default)]
+pub struct Capabilities {
+    /// Where the guest may send HTTP requests.
+    pub outgoing_http: OutgoingHttp,
+    /// Environment variables the guest sees (settings, not secrets of the host).
+    pub env: Vec<(String, String)>,
+    /// A host directory the guest may read, never write, mounted at `/`.
+    pub read_only_dir: Option<PathBuf>,
+}
 
 /// Per-route sandbox limits.
 #[derive(Clone, Copy, Debug)]
@@ -114,7 +127,7 @@ pub struct Guest {
     sessions: Option<Arc<SessionPolicy>>,
     store: Arc<dyn SessionStore>,
     limits: GuestLimits,
-    outgoing_http: OutgoingHttp,
+    capabilities: Capabilities,
     /// One permit per instance allowed to run at once.
     concurrency: Arc<Semaphore>,
 }
@@ -175,7 +188,7 @@ impl Guest {
         sessions: Option<SessionPolicy>,
         store: Arc<dyn SessionStore>,
         limits: GuestLimits,
-        outgoing_http: OutgoingHttp,
+        capabilities: Capabilities,
     ) -> anyhow::Result<Self> {
         let pre = ProxyPre::new(linker.instantiate_pre(component)?)?;
         Ok(Self {
@@ -185,7 +198,7 @@ impl Guest {
             store,
             concurrency: Arc::new(Semaphore::new(limits.max_concurrency)),
             limits,
-            outgoing_http,
+            capabilities,
         })
     }
 
@@ -216,15 +229,21 @@ impl Guest {
             .and_then(|policy| policy.cookie.read(request.headers()));
         let request_session = Arc::new(RequestSession::new(cookie_id));
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE_BYTES);
-        let wasi = WasiCtxBuilder::new()
-            .stderr(stderr.clone())
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
-            .build();
+            .envs(&self.capabilities.env);
+        if let Some(dir) = &self.capabilities.read_only_dir
+            && let Err(error) = wasi.preopened_dir(dir, "/", FsPerms::ReadOnly)
+        {
+            return self.internal_error("opening the route's read-only directory", &error);
+        }
+        let wasi = wasi.build();
         let state = RequestState {
             wasi,
             http: WasiHttpCtx::new(),
-            hooks: self.outgoing_http.clone(),
+            hooks: self.capabilities.outgoing_http.clone(),
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new()
                 .memory_size(limits.max_memory_bytes)

@@ -30,8 +30,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::artifact_cache::ArtifactCache;
 use crate::engine::{EngineSettings, GuestEngine};
-use crate::guest::{self, Guest, GuestLimits, host_response};
-use crate::outgoing_http::OutgoingHttp;
+use crate::guest::{self, Capabilities, Guest, GuestLimits, host_response};
 use crate::sessions_host::SessionPolicy;
 use crate::store::SessionStore;
 
@@ -44,8 +43,8 @@ pub struct RouteSpec {
     /// `None`: the guest runs without session access (calls are denied).
     pub sessions: Option<SessionPolicy>,
     pub limits: GuestLimits,
-    /// Where the guest may send HTTP requests (nowhere by default).
-    pub outgoing_http: OutgoingHttp,
+    /// What the guest may reach beyond its sandbox (nothing by default).
+    pub capabilities: Capabilities,
 }
 
 impl RouteSpec {
@@ -55,7 +54,7 @@ impl RouteSpec {
             component: component.into(),
             sessions: None,
             limits: GuestLimits::default(),
-            outgoing_http: OutgoingHttp::default(),
+            capabilities: Capabilities::default(),
         }
     }
 
@@ -128,7 +127,7 @@ impl RuntimeBuilder {
                 spec.sessions,
                 self.store.clone(),
                 spec.limits,
-                spec.outgoing_http,
+                spec.capabilities,
             )
             .with_context(|| {
                 format!(

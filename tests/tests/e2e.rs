@@ -1029,8 +1029,10 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 }
 
 #[test]
-fn outgoing_http_reaches_only_the_authorities_a_route_lists() {
+fn capabilities_are_granted_per_route_and_only_as_listed() {
     use std::io::{Read, Write};
+    let files = tempfile::tempdir().unwrap();
+    std::fs::write(files.path().join("motd.txt"), "welcome").unwrap();
     // A tiny upstream API, and a second port nobody listed.
     let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let unlisted = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -1059,12 +1061,16 @@ path = "{{data}}"
 prefix = "/allowed"
 component = "{faulty}"
 outgoing_http = ["{api}"]
+read_only_dir = "{files}"
+[routes.env]
+GREETING = "hello"
 
 [[routes]]
 prefix = "/denied"
 component = "{faulty}"
 "#,
         faulty = guest("faulty").display(),
+        files = files.path().display(),
     );
     let host = Host::start(&config);
     let outgoing =
@@ -1080,4 +1086,18 @@ component = "{faulty}"
             "{route} -> {to}"
         );
     }
+
+    // Environment and a read-only directory, for the listing route only.
+    let get = |path: &str| host.client().get(path).body;
+    assert_eq!(get("/allowed/env?name=GREETING"), "Some(\"hello\")\n");
+    assert_eq!(get("/allowed/env"), "1 variables\n");
+    assert_eq!(get("/denied/env"), "0 variables\n");
+    assert_eq!(get("/allowed/read?path=/motd.txt"), "Ok(\"welcome\")\n");
+    assert!(get("/allowed/write?path=/motd.txt").starts_with("Err("));
+    assert!(get("/allowed/read?path=/../../etc/passwd").starts_with("Err("));
+    assert!(get("/denied/read?path=/motd.txt").starts_with("Err("));
+    assert_eq!(
+        std::fs::read_to_string(files.path().join("motd.txt")).unwrap(),
+        "welcome"
+    );
 }

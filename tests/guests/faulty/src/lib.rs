@@ -9,7 +9,9 @@
 //! - `/session`: tries to create a session and reports the outcome;
 //! - `/outgoing?to=HOST:PORT`: tries an outgoing HTTP request (to
 //!   example.com by default) and reports the outcome;
-//! - `/env`: reports how many environment variables it can see;
+//! - `/env[?name=NAME]`: reports how many environment variables it can see,
+//!   or the value of one;
+//! - `/read?path=P`, `/write?path=P`: reads or tries to write a file;
 //! - `/big?kb=N`: answers with N KiB (client-disconnect tests);
 //! - `/late-start`: sends its response head, then tries `current::start`
 //!   and writes the outcome into the body;
@@ -69,7 +71,18 @@ impl edge_session_guest::Handler for Faulty {
                 Response::text(200, &format!("{}\n", outgoing_request(to)))
             }
             "ops" => ops::run(&request),
-            "env" => Response::text(200, &format!("{} variables\n", std::env::vars().count())),
+            "env" => match query(&request, "name") {
+                Some(name) => Response::text(200, &format!("{:?}\n", std::env::var(name).ok())),
+                None => Response::text(200, &format!("{} variables\n", std::env::vars().count())),
+            },
+            "read" => {
+                let path = query(&request, "path").unwrap_or("/");
+                Response::text(200, &format!("{:?}\n", std::fs::read_to_string(path)))
+            }
+            "write" => {
+                let path = query(&request, "path").unwrap_or("/x");
+                Response::text(200, &format!("{:?}\n", std::fs::write(path, "x")))
+            }
             "big" => {
                 let kb = query_number(&request, "kb").unwrap_or(1024);
                 Response::new(200, vec![b'x'; kb as usize * 1024])
