@@ -54,6 +54,11 @@ pub fn host_binary() -> PathBuf {
     path
 }
 
+/// The start of every test config: the shared artifact cache and the
+/// host's own data directory, filled in by [`Host::start`].
+pub const BASE_CONFIG: &str =
+    "[engine]\ncache_dir = \"{cache}\"\n\n[store.embedded]\npath = \"{data}\"\n";
+
 /// A running `edge-session serve` with its own config and data directory.
 pub struct Host {
     child: Option<Child>,

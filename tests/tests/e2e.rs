@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use edge_session_tests::{Client, Host, guest};
+use edge_session_tests::{BASE_CONFIG, Client, Host, guest};
 use serde_json::{Value, json};
 
 /// The host's session cookies: secure by default, hence the `__Host-` prefix.
@@ -11,17 +11,11 @@ const COUNTER_COOKIE: &str = "__Host-sid";
 /// The shop's route names its own cookie, so that the counter's does not clash.
 const SHOP_COOKIE: &str = "__Host-shop_sid";
 
-/// The example guests plus the faulty test guest. `{data}` and `{cache}`
-/// are filled in by [`Host::start`].
+/// The example guests plus the faulty test guest.
 fn demo_config(counter_ttl: &str) -> String {
     format!(
         r#"
-[engine]
-cache_dir = "{{cache}}"
-
-[store.embedded]
-path = "{{data}}"
-
+{BASE_CONFIG}
 [[routes]]
 prefix = "/counter"
 component = "{counter}"
@@ -678,12 +672,7 @@ fn signed_config(keys: &[(&str, &str)]) -> String {
     format!(
         r#"
 {keys}
-[engine]
-cache_dir = "{{cache}}"
-
-[store.embedded]
-path = "{{data}}"
-
+{BASE_CONFIG}
 [[routes]]
 prefix = "/counter"
 component = "{counter}"
@@ -1051,12 +1040,7 @@ fn capabilities_are_granted_per_route_and_only_as_listed() {
     });
     let config = format!(
         r#"
-[engine]
-cache_dir = "{{cache}}"
-
-[store.embedded]
-path = "{{data}}"
-
+{BASE_CONFIG}
 [[routes]]
 prefix = "/allowed"
 component = "{faulty}"

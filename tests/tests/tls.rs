@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 
-use edge_session_tests::{Host, guest};
+use edge_session_tests::{BASE_CONFIG, Host, guest};
 use rustls::pki_types::ServerName;
 
 struct Tls {
@@ -41,12 +41,7 @@ fn certificate() -> Tls {
 fn config(tls: &Tls) -> String {
     format!(
         r#"
-[engine]
-cache_dir = "{{cache}}"
-
-[store.embedded]
-path = "{{data}}"
-
+{BASE_CONFIG}
 [tls]
 cert = "{cert}"
 key = "{key}"
