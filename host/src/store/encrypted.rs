@@ -136,6 +136,13 @@ struct Envelope {
     sealed: String,
 }
 
+/// Opened session data as an object; it was validated before sealing, so
+/// failure means a corrupt store.
+fn parse_object(plaintext: &str) -> StoreResult<JsonObject<'_>> {
+    JsonObject::parse(plaintext)
+        .map_err(|e| StoreError::Internal(anyhow!("sealed session is not a JSON object: {e}")))
+}
+
 fn internal(message: &str) -> StoreError {
     StoreError::Internal(anyhow!("{message}"))
 }
@@ -177,9 +184,7 @@ impl<S: SessionStore> EncryptedStore<S> {
         for _ in 0..MAX_ATTEMPTS {
             let session = self.inner.load(key).await?.ok_or(StoreError::NotFound)?;
             let plaintext = self.keys.open(key.namespace, &session.data)?;
-            let mut object = JsonObject::parse(&plaintext).map_err(|e| {
-                StoreError::Internal(anyhow!("sealed session is not a JSON object: {e}"))
-            })?;
+            let mut object = parse_object(&plaintext)?;
             let (result, changed) = change(&mut object)?;
             if !changed {
                 return Ok((result, session.generation));
@@ -250,9 +255,7 @@ impl<S: SessionStore> SessionStore for EncryptedStore<S> {
 
     async fn get_field(&self, key: SessionKey<'_>, name: &str) -> StoreResult<Option<String>> {
         let session = self.load(key).await?.ok_or(StoreError::NotFound)?;
-        let object = JsonObject::parse(&session.data).map_err(|e| {
-            StoreError::Internal(anyhow!("sealed session is not a JSON object: {e}"))
-        })?;
+        let object = parse_object(&session.data)?;
         Ok(object.get(name).map(str::to_owned))
     }
 
