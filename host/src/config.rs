@@ -25,7 +25,8 @@ use crate::server::ServerSettings;
 use crate::session_cookie::{self, CookiePolicy};
 use crate::sessions_host::SessionPolicy;
 use crate::store::{
-    Durability, EmbeddedConfig, EmbeddedStore, EncryptedStore, EncryptionKeys, SessionStore,
+    AerospikeConfig, AerospikeStore, Durability, EmbeddedConfig, EmbeddedStore, EncryptedStore,
+    EncryptionKeys, ExpiryMode, SessionStore,
 };
 use crate::tls::{self, TlsFile};
 
@@ -119,6 +120,7 @@ pub struct TlsSection {
 pub enum Backend {
     #[default]
     Embedded,
+    Aerospike,
 }
 
 #[derive(Debug, Deserialize)]
@@ -128,6 +130,8 @@ pub struct StoreSection {
     /// Largest session guests may write, in bytes of JSON text.
     pub max_session_bytes: usize,
     pub embedded: EmbeddedSection,
+    /// Required with `backend = "aerospike"`.
+    pub aerospike: Option<AerospikeSection>,
     /// Keys that encrypt session data at rest, the sealing key first;
     /// without keys, data is stored as it is.
     pub encryption_keys: Vec<KeySpec>,
@@ -142,6 +146,7 @@ impl Default for StoreSection {
             backend: Backend::Embedded,
             max_session_bytes: 128 * 1024,
             embedded: EmbeddedSection::default(),
+            aerospike: None,
             encryption_keys: Vec::new(),
             encryption: None,
         }
@@ -178,6 +183,160 @@ impl Default for EmbeddedSection {
             cache_mib: defaults.cache_bytes / MIB as u64,
         }
     }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AerospikeSection {
+    /// Seed nodes, `host:port` (or `host:tls-name:port` with TLS).
+    pub hosts: Vec<String>,
+    #[serde(default = "aerospike_namespace")]
+    pub namespace: String,
+    #[serde(default = "aerospike_set")]
+    pub set: String,
+    /// Deadline of one command, retries included.
+    #[serde(default = "aerospike_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+    #[serde(default = "aerospike_connect_timeout", deserialize_with = "duration")]
+    pub connect_timeout: Duration,
+    #[serde(default = "aerospike_read_retries")]
+    pub read_retries: usize,
+    #[serde(default = "aerospike_max_connections")]
+    pub max_connections_per_node: usize,
+    /// For clusters with security enabled; with `password` or `password_env`.
+    pub user: Option<String>,
+    pub password: Option<String>,
+    /// Name of an environment variable holding the password.
+    pub password_env: Option<String>,
+    /// `"server"`: records carry a TTL (the namespace needs nsup-period > 0);
+    /// `"host"`: edge-session expires sessions itself.
+    #[serde(default = "aerospike_expiry")]
+    pub expiry: ExpirySetting,
+    pub tls: Option<AerospikeTlsSection>,
+    /// `tls` loaded, once validated.
+    #[serde(skip)]
+    tls_config: Option<Arc<rustls::ClientConfig>>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ExpirySetting {
+    Server,
+    Host,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AerospikeTlsSection {
+    /// PEM file of the CA certificates that issued the cluster's.
+    pub ca: PathBuf,
+}
+
+impl AerospikeSection {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let field = |name: &str| format!("store.aerospike.{name}");
+        if self.hosts.is_empty() {
+            return Err(error(field("hosts"), "list at least one \"host:port\""));
+        }
+        for (i, host) in self.hosts.iter().enumerate() {
+            let port = host.rsplit_once(':').map(|(_, port)| port.parse::<u16>());
+            if !matches!(port, Some(Ok(port)) if port > 0) || host.contains(',') {
+                return Err(error(
+                    format!("store.aerospike.hosts[{i}]"),
+                    format!("{host:?} is not \"host:port\" (or \"host:tls-name:port\")"),
+                ));
+            }
+        }
+        if self.namespace.is_empty() || self.namespace.len() > 31 {
+            return Err(error(field("namespace"), "must be 1 to 31 characters"));
+        }
+        if self.set.is_empty() || self.set.len() > 63 {
+            return Err(error(field("set"), "must be 1 to 63 characters"));
+        }
+        if self.timeout.is_zero() {
+            return Err(error(field("timeout"), "must be more than zero"));
+        }
+        if self.connect_timeout.is_zero() {
+            return Err(error(field("connect_timeout"), "must be more than zero"));
+        }
+        if self.max_connections_per_node == 0 {
+            return Err(error(
+                field("max_connections_per_node"),
+                "must be at least 1",
+            ));
+        }
+        let has_password = self.password.is_some() || self.password_env.is_some();
+        if self.user.is_some() != has_password
+            || (self.password.is_some() && self.password_env.is_some())
+        {
+            return Err(error(
+                field("user"),
+                "give a user with exactly one of password and password_env",
+            ));
+        }
+        Ok(())
+    }
+
+    fn credentials(&self) -> Result<Option<(String, String)>, ConfigError> {
+        let Some(user) = &self.user else {
+            return Ok(None);
+        };
+        let password = match (&self.password, &self.password_env) {
+            (Some(password), _) => password.clone(),
+            (None, Some(var)) => std::env::var(var).map_err(|_| {
+                error(
+                    "store.aerospike.password_env",
+                    format!("environment variable {var} is not set"),
+                )
+            })?,
+            (None, None) => unreachable!("validated"),
+        };
+        Ok(Some((user.clone(), password)))
+    }
+
+    fn store_config(&self, max_session_bytes: usize) -> Result<AerospikeConfig, ConfigError> {
+        Ok(AerospikeConfig {
+            hosts: self.hosts.join(","),
+            namespace: self.namespace.clone(),
+            set: self.set.clone(),
+            timeout: self.timeout,
+            connect_timeout: self.connect_timeout,
+            read_retries: self.read_retries,
+            max_connections_per_node: self.max_connections_per_node,
+            credentials: self.credentials()?,
+            tls: self.tls_config.clone(),
+            expiry: match self.expiry {
+                ExpirySetting::Server => ExpiryMode::Server,
+                ExpirySetting::Host => ExpiryMode::Host,
+            },
+            max_session_bytes,
+        })
+    }
+}
+
+fn aerospike_defaults() -> AerospikeConfig {
+    AerospikeConfig::new("")
+}
+fn aerospike_namespace() -> String {
+    aerospike_defaults().namespace
+}
+fn aerospike_set() -> String {
+    aerospike_defaults().set
+}
+fn aerospike_timeout() -> Duration {
+    aerospike_defaults().timeout
+}
+fn aerospike_connect_timeout() -> Duration {
+    aerospike_defaults().connect_timeout
+}
+fn aerospike_read_retries() -> usize {
+    aerospike_defaults().read_retries
+}
+fn aerospike_max_connections() -> usize {
+    aerospike_defaults().max_connections_per_node
+}
+fn aerospike_expiry() -> ExpirySetting {
+    ExpirySetting::Server
 }
 
 #[derive(Debug, Deserialize)]
@@ -353,6 +512,13 @@ impl Config {
             })?;
             config.tls_config = Some(loaded);
         }
+        if let Some(aerospike) = &mut config.store.aerospike
+            && let Some(tls) = &aerospike.tls
+        {
+            let loaded =
+                tls::client_config(&tls.ca).map_err(|why| error("store.aerospike.tls.ca", why))?;
+            aerospike.tls_config = Some(loaded);
+        }
         Ok(config)
     }
 
@@ -366,6 +532,9 @@ impl Config {
             if let Some(dir) = &mut route.read_only_dir {
                 *dir = base.join(&*dir);
             }
+        }
+        if let Some(tls) = self.store.aerospike.as_mut().and_then(|a| a.tls.as_mut()) {
+            tls.ca = base.join(&tls.ca);
         }
         if let Some(tls) = &mut self.tls {
             tls.cert = base.join(&tls.cert);
@@ -400,6 +569,16 @@ impl Config {
         if embedded.cache_mib == 0 {
             return Err(error("store.embedded.cache_mib", "must be at least 1"));
         }
+        match (store.backend, &store.aerospike) {
+            (Backend::Aerospike, None) => {
+                return Err(error(
+                    "store.aerospike",
+                    "backend = \"aerospike\" needs a [store.aerospike] table with hosts",
+                ));
+            }
+            (Backend::Aerospike, Some(aerospike)) => aerospike.validate()?,
+            (Backend::Embedded, _) => {}
+        }
         if self.routes.is_empty() {
             return Err(error("routes", "add at least one [[routes]] table"));
         }
@@ -425,8 +604,13 @@ impl Config {
             if let Some(namespace) = &route.namespace {
                 validate_namespace(namespace).map_err(|why| error(field("namespace"), why))?;
             }
-            if route.max_ttl < Duration::from_secs(1) {
-                return Err(error(field("max_ttl"), "must be at least 1s"));
+            if route.max_ttl < Duration::from_secs(1)
+                || route.max_ttl > Duration::from_secs(3650 * 24 * 3600)
+            {
+                return Err(error(
+                    field("max_ttl"),
+                    "must be at least 1s and at most 3650d",
+                ));
             }
             if route.default_ttl < Duration::from_secs(1) || route.default_ttl > route.max_ttl {
                 return Err(error(
@@ -508,16 +692,18 @@ impl Config {
         }
     }
 
-    /// Opens the configured session store.
-    pub fn open_store(&self) -> anyhow::Result<Arc<dyn SessionStore>> {
+    /// Opens the configured session store (connecting to it, for a
+    /// distributed one).
+    pub async fn open_store(&self) -> anyhow::Result<Arc<dyn SessionStore>> {
+        let max_session_bytes = self.store.max_session_bytes;
+        // Sealed data is larger than the plaintext the limit is about.
+        let stored_bytes = match &self.store.encryption {
+            Some(keys) => keys.stored_bytes(max_session_bytes),
+            None => max_session_bytes,
+        };
         match self.store.backend {
             Backend::Embedded => {
                 let section = &self.store.embedded;
-                let max_session_bytes = self.store.max_session_bytes;
-                let stored_bytes = match &self.store.encryption {
-                    Some(keys) => keys.stored_bytes(max_session_bytes),
-                    None => max_session_bytes,
-                };
                 let store = EmbeddedStore::open(EmbeddedConfig {
                     path: section.path.clone(),
                     durability: match section.durability {
@@ -530,24 +716,35 @@ impl Config {
                     cache_bytes: section.cache_mib * MIB as u64,
                     max_session_bytes: stored_bytes,
                 })?;
-                Ok(match &self.store.encryption {
-                    Some(keys) => {
-                        Arc::new(EncryptedStore::new(store, keys.clone(), max_session_bytes))
-                    }
-                    None => Arc::new(store),
-                })
+                Ok(self.encrypted(store))
+            }
+            Backend::Aerospike => {
+                let section = self.store.aerospike.as_ref().expect("validated");
+                let store = AerospikeStore::open(section.store_config(stored_bytes)?).await?;
+                Ok(self.encrypted(store))
             }
         }
     }
 
+    fn encrypted<S: SessionStore>(&self, store: S) -> Arc<dyn SessionStore> {
+        match &self.store.encryption {
+            Some(keys) => Arc::new(EncryptedStore::new(
+                store,
+                keys.clone(),
+                self.store.max_session_bytes,
+            )),
+            None => Arc::new(store),
+        }
+    }
+
     /// Opens the store and builds the runtime with every route.
-    pub fn build_runtime(&self) -> anyhow::Result<Runtime> {
+    pub async fn build_runtime(&self) -> anyhow::Result<Runtime> {
         let cache = match (&self.engine.cache, &self.engine.cache_dir) {
             (false, _) => None,
             (true, Some(dir)) => Some(ArtifactCache::new(dir)),
             (true, None) => ArtifactCache::default_dir().map(ArtifactCache::new),
         };
-        let mut builder = Runtime::builder(self.open_store()?)
+        let mut builder = Runtime::builder(self.open_store().await?)
             .engine(EngineSettings {
                 max_instances: self.engine.max_instances,
                 ..EngineSettings::default()
@@ -849,6 +1046,73 @@ mod tests {
             )),
             "routes[0].cookie.same_site"
         );
+    }
+
+    #[test]
+    fn aerospike_backend_settings_are_checked_by_field() {
+        let aerospike = |table: &str| {
+            format!("[store]\nbackend = \"aerospike\"\n[store.aerospike]\n{table}\n{ROUTE}")
+        };
+        let config = parse(&aerospike("hosts = [\"a:3000\", \"b:tls-b:4333\"]")).unwrap();
+        let section = config.store.aerospike.as_ref().unwrap();
+        let store = section.store_config(1024).unwrap();
+        assert_eq!(store.hosts, "a:3000,b:tls-b:4333");
+        assert_eq!(
+            (store.namespace.as_str(), store.set.as_str()),
+            ("test", "sessions")
+        );
+        assert_eq!(store.expiry, ExpiryMode::Server);
+
+        assert_eq!(
+            field_of(&format!("[store]\nbackend = \"aerospike\"\n{ROUTE}")),
+            "store.aerospike"
+        );
+        let cases = [
+            ("hosts = []", "store.aerospike.hosts"),
+            (
+                "hosts = [\"a:3000\", \"nohost\"]",
+                "store.aerospike.hosts[1]",
+            ),
+            ("hosts = [\"a:0\"]", "store.aerospike.hosts[0]"),
+            ("hosts = [\"a:1,b:2\"]", "store.aerospike.hosts[0]"),
+            (
+                "hosts = [\"a:1\"]\nnamespace = \"\"",
+                "store.aerospike.namespace",
+            ),
+            (
+                "hosts = [\"a:1\"]\ntimeout = \"0s\"",
+                "store.aerospike.timeout",
+            ),
+            (
+                "hosts = [\"a:1\"]\nexpiry = \"never\"",
+                "store.aerospike.expiry",
+            ),
+            ("hosts = [\"a:1\"]\nuser = \"u\"", "store.aerospike.user"),
+            (
+                "hosts = [\"a:1\"]\nuser = \"u\"\npassword_env = \"EDGE_SESSION_NO_SUCH_VAR\"",
+                "store.aerospike.password_env",
+            ),
+            (
+                "hosts = [\"a:1\"]\n[store.aerospike.tls]\nca = \"missing.pem\"",
+                "store.aerospike.tls.ca",
+            ),
+        ];
+        for (table, field) in cases {
+            let result = parse(&aerospike(table)).and_then(|config| {
+                config
+                    .store
+                    .aerospike
+                    .as_ref()
+                    .unwrap()
+                    .store_config(1024)?;
+                Ok(config)
+            });
+            assert_eq!(
+                result.err().map(|e| e.field).as_deref(),
+                Some(field),
+                "{table}"
+            );
+        }
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! `scripts/test.sh` builds the binary and the guests before running the
 //! tests; each helper says what to build when something is missing.
 
+pub mod aerospike;
 pub mod conformance;
+pub mod flows;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -248,6 +250,14 @@ impl Client {
             agent,
             base: format!("http://{address}"),
             cookies: Vec::new(),
+        }
+    }
+
+    /// The same visitor (same cookies) at another host.
+    pub fn at(&self, address: &str) -> Self {
+        Self {
+            base: format!("http://{address}"),
+            ..self.clone()
         }
     }
 

@@ -62,7 +62,7 @@ fn serve(path: &Path, listen: Option<std::net::SocketAddr>) -> ExitCode {
         .map_err(anyhow::Error::from)
         .and_then(|tokio| {
             tokio.block_on(async {
-                let runtime = Arc::new(config.build_runtime()?);
+                let runtime = Arc::new(config.build_runtime().await?);
                 let address = listen.unwrap_or(config.listen);
                 let listener = tokio::net::TcpListener::bind(address)
                     .await

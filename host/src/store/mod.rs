@@ -30,6 +30,7 @@
 //! # }
 //! ```
 
+mod aerospike;
 mod embedded;
 mod encrypted;
 
@@ -37,6 +38,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
+pub use aerospike::{AerospikeConfig, AerospikeStore, ExpiryMode};
 pub use embedded::{Durability, EmbeddedConfig, EmbeddedStore};
 pub use encrypted::{EncryptedStore, EncryptionKeys};
 

@@ -1,0 +1,131 @@
+//! End to end on the Aerospike backend: the real binary and guests over
+//! HTTP with sessions in Aerospike (the test server, or the cluster named by
+//! `AEROSPIKE_HOSTS`). The user flows of the embedded e2e tests, then two
+//! hosts sharing one backend, and a host riding out a backend outage.
+
+use std::time::{Duration, Instant};
+
+use aerospike_fixture::FixtureConfig;
+use edge_session_tests::Host;
+use edge_session_tests::aerospike::{TestCluster, unique_set};
+use edge_session_tests::flows::{self, COUNTER_COOKIE};
+
+const TIMEOUT: Duration = Duration::from_millis(250);
+
+fn start(cluster: &TestCluster, counter_ttl: &str, set: Option<&str>) -> Host {
+    Host::start(&flows::demo_config(
+        counter_ttl,
+        &cluster.store_toml(set, TIMEOUT),
+    ))
+}
+
+#[test]
+fn user_flows() {
+    let cluster = TestCluster::shared();
+    let host = start(&cluster, "30m", None);
+    flows::counter_counts_each_visitor_separately(&host);
+    flows::login_cart_logout(&host);
+    flows::concurrent_visits_lose_no_increment(&host);
+}
+
+#[test]
+fn sessions_expire() {
+    let cluster = TestCluster::shared();
+    flows::sessions_expire(&start(&cluster, "1s", None));
+}
+
+#[test]
+fn two_hosts_share_one_backend() {
+    const VISITS: usize = 60;
+    let cluster = TestCluster::shared();
+    let set = unique_set();
+    let (edge_a, edge_b) = (
+        start(&cluster, "30m", Some(&set)),
+        start(&cluster, "30m", Some(&set)),
+    );
+    let mut at_a = edge_a.client();
+    assert_eq!(at_a.get("/counter").json()["count"], 1);
+    let mut at_b = at_a.at(&edge_b.address);
+    assert_eq!(
+        at_b.get("/counter").json()["count"],
+        2,
+        "host B reads and updates the session host A created"
+    );
+    at_b.post("/shop/login", r#"{"user":"ada"}"#);
+    at_b.post("/shop/cart/items", r#"{"sku":"fig","qty":2}"#);
+    assert_eq!(
+        at_b.at(&edge_a.address).get("/shop/cart").json()["items"]["fig"],
+        2
+    );
+
+    let tabs: Vec<_> = [&edge_a, &edge_b, &edge_a, &edge_b]
+        .into_iter()
+        .map(|edge| {
+            let mut tab = at_a.at(&edge.address);
+            std::thread::spawn(move || {
+                for _ in 0..VISITS {
+                    assert_eq!(tab.get("/counter").status, 200);
+                }
+            })
+        })
+        .collect();
+    for tab in tabs {
+        tab.join().unwrap();
+    }
+    assert_eq!(
+        at_a.get("/counter").json()["count"],
+        (2 + 4 * VISITS + 1) as u64,
+        "concurrent increments through both hosts lose nothing"
+    );
+}
+
+#[test]
+fn a_backend_outage_gets_503s_fast_and_the_host_recovers_on_its_own() {
+    let cluster = TestCluster::fixture(FixtureConfig::default());
+    let host = start(&cluster, "30m", None);
+    let mut visitor = host.client();
+    for expected in 1..=3 {
+        assert_eq!(visitor.get("/counter").json()["count"], expected);
+    }
+
+    cluster.server().stop();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let reply = visitor.get("/counter");
+        assert_eq!(reply.status, 503, "{reply:?}");
+        assert!(
+            reply.json()["error"]
+                .as_str()
+                .unwrap()
+                .contains("unavailable"),
+            "{reply:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            visitor.get("/no-sessions/echo").status,
+            200,
+            "routes that need no store keep serving"
+        );
+    }
+    assert_eq!(
+        visitor.cookie(COUNTER_COOKIE).map(str::len),
+        Some(22),
+        "an outage never costs the visitor their cookie"
+    );
+
+    cluster.server().resume().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let count = loop {
+        let reply = visitor.get("/counter");
+        match reply.status {
+            200 => break reply.json()["count"].as_u64().unwrap(),
+            503 if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            _ => panic!("the host did not recover: {reply:?}"),
+        }
+    };
+    assert_eq!(count, 4, "no acknowledged visit was lost");
+}
