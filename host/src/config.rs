@@ -19,7 +19,7 @@ use crate::cookie_signing::{self, SigningKeys};
 use crate::engine::EngineSettings;
 use crate::guest::{Capabilities, GuestLimits};
 use crate::outgoing_http::OutgoingHttp;
-use crate::runtime::{RouteSpec, Runtime};
+use crate::runtime::{self, RouteSpec, Runtime};
 use crate::secret_keys::KeySpec;
 use crate::server::ServerSettings;
 use crate::session_cookie::{self, CookiePolicy};
@@ -739,19 +739,47 @@ impl Config {
 
     /// Opens the store and builds the runtime with every route.
     pub async fn build_runtime(&self) -> anyhow::Result<Runtime> {
-        let cache = match (&self.engine.cache, &self.engine.cache_dir) {
+        let mut builder = Runtime::builder(self.open_store().await?)
+            .engine(self.engine_settings())
+            .artifact_cache(self.artifact_cache());
+        for route in self.route_specs() {
+            builder = builder.route(route);
+        }
+        builder.build()
+    }
+
+    /// Compiles and links every route's component against the host's WIT
+    /// world, without opening the store: one error per failing route, named
+    /// by its `component` field.
+    pub fn check_routes(&self) -> anyhow::Result<Vec<ConfigError>> {
+        let cache = self.artifact_cache();
+        let failures =
+            runtime::check_routes(self.engine_settings(), cache.as_ref(), &self.route_specs())?;
+        Ok(failures
+            .into_iter()
+            .map(|(i, why)| error(format!("routes[{i}].component"), format!("{why:#}")))
+            .collect())
+    }
+
+    fn engine_settings(&self) -> EngineSettings {
+        EngineSettings {
+            max_instances: self.engine.max_instances,
+            ..EngineSettings::default()
+        }
+    }
+
+    fn artifact_cache(&self) -> Option<ArtifactCache> {
+        match (&self.engine.cache, &self.engine.cache_dir) {
             (false, _) => None,
             (true, Some(dir)) => Some(ArtifactCache::new(dir)),
             (true, None) => ArtifactCache::default_dir().map(ArtifactCache::new),
-        };
-        let mut builder = Runtime::builder(self.open_store().await?)
-            .engine(EngineSettings {
-                max_instances: self.engine.max_instances,
-                ..EngineSettings::default()
-            })
-            .artifact_cache(cache);
-        for route in &self.routes {
-            builder = builder.route(RouteSpec {
+        }
+    }
+
+    fn route_specs(&self) -> Vec<RouteSpec> {
+        self.routes
+            .iter()
+            .map(|route| RouteSpec {
                 prefix: route.prefix.clone(),
                 component: route.component.clone(),
                 sessions: route.namespace.as_ref().map(|namespace| SessionPolicy {
@@ -785,9 +813,8 @@ impl Config {
                     max_response_bytes: route.max_response_bytes,
                     max_concurrency: route.max_concurrency,
                 },
-            });
-        }
-        builder.build()
+            })
+            .collect()
     }
 }
 

@@ -120,6 +120,15 @@ pub fn linker(engine: &Engine) -> anyhow::Result<Linker<RequestState>> {
     Ok(linker)
 }
 
+/// Links a component against the handler world; fails when it does not fit
+/// (for example it imports something the host does not provide).
+pub fn link(
+    linker: &Linker<RequestState>,
+    component: &Component,
+) -> anyhow::Result<ProxyPre<RequestState>> {
+    Ok(ProxyPre::new(linker.instantiate_pre(component)?)?)
+}
+
 /// A compiled and linked guest, ready to serve requests.
 pub struct Guest {
     name: Arc<str>,
@@ -179,8 +188,7 @@ impl Outcome {
 }
 
 impl Guest {
-    /// Links `component`; fails when it does not fit the handler world (for
-    /// example it imports something the host does not provide).
+    /// Links `component` (see [`link`]).
     pub fn new(
         name: &str,
         linker: &Linker<RequestState>,
@@ -190,7 +198,7 @@ impl Guest {
         limits: GuestLimits,
         capabilities: Capabilities,
     ) -> anyhow::Result<Self> {
-        let pre = ProxyPre::new(linker.instantiate_pre(component)?)?;
+        let pre = link(linker, component)?;
         Ok(Self {
             name: name.into(),
             pre,

@@ -93,33 +93,12 @@ impl RuntimeBuilder {
 
     /// Compiles (or loads from the cache) and links every route's component.
     pub fn build(self) -> anyhow::Result<Runtime> {
-        let mut engine_settings = self.engine;
-        for route in &self.routes {
-            engine_settings.max_memory_bytes = engine_settings
-                .max_memory_bytes
-                .max(route.limits.max_memory_bytes);
-        }
-        let engine = GuestEngine::new(&engine_settings)?;
+        let engine = route_engine(self.engine, &self.routes)?;
         let linker = guest::linker(engine.engine())?;
         let mut routes = Vec::with_capacity(self.routes.len());
         for spec in self.routes {
             let started = Instant::now();
-            let wasm = std::fs::read(&spec.component)
-                .with_context(|| format!("reading component {}", spec.component.display()))?;
-            let (component, cached) = match &self.cache {
-                Some(cache) => cache.load(engine.engine(), &wasm),
-                None => wasmtime::component::Component::new(engine.engine(), &wasm)
-                    .map(|c| (c, false))
-                    .map_err(anyhow::Error::from),
-            }
-            .with_context(|| {
-                format!(
-                    "compiling component {} for route {}",
-                    spec.component.display(),
-                    spec.prefix
-                )
-            })?;
-
+            let (component, cached) = compile(&engine, self.cache.as_ref(), &spec)?;
             let guest = Guest::new(
                 &spec.prefix,
                 &linker,
@@ -155,6 +134,61 @@ impl RuntimeBuilder {
             _engine: engine,
         })
     }
+}
+
+/// Compiles and links every route's component, as [`RuntimeBuilder::build`]
+/// would, but with no store: what `edge-session check` runs. Returns each
+/// failure with the index of its route.
+pub fn check_routes(
+    engine: EngineSettings,
+    cache: Option<&ArtifactCache>,
+    routes: &[RouteSpec],
+) -> anyhow::Result<Vec<(usize, anyhow::Error)>> {
+    let engine = route_engine(engine, routes)?;
+    let linker = guest::linker(engine.engine())?;
+    Ok(routes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, spec)| {
+            let linked = compile(&engine, cache, spec).and_then(|(component, _)| {
+                guest::link(&linker, &component)
+                    .with_context(|| format!("linking component {}", spec.component.display()))
+            });
+            linked.err().map(|error| (i, error))
+        })
+        .collect())
+}
+
+/// An engine whose instance slots fit the hungriest route.
+fn route_engine(mut settings: EngineSettings, routes: &[RouteSpec]) -> anyhow::Result<GuestEngine> {
+    for route in routes {
+        settings.max_memory_bytes = settings.max_memory_bytes.max(route.limits.max_memory_bytes);
+    }
+    GuestEngine::new(&settings)
+}
+
+/// Reads and compiles a route's component, or loads it precompiled; returns
+/// whether it came from the cache.
+fn compile(
+    engine: &GuestEngine,
+    cache: Option<&ArtifactCache>,
+    spec: &RouteSpec,
+) -> anyhow::Result<(wasmtime::component::Component, bool)> {
+    let wasm = std::fs::read(&spec.component)
+        .with_context(|| format!("reading component {}", spec.component.display()))?;
+    match cache {
+        Some(cache) => cache.load(engine.engine(), &wasm),
+        None => wasmtime::component::Component::new(engine.engine(), &wasm)
+            .map(|c| (c, false))
+            .map_err(anyhow::Error::from),
+    }
+    .with_context(|| {
+        format!(
+            "compiling component {} for route {}",
+            spec.component.display(),
+            spec.prefix
+        )
+    })
 }
 
 struct Route {

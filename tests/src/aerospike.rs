@@ -3,11 +3,14 @@
 //! default `test`), otherwise the in-repo test server (`aerospike-fixture`).
 //!
 //! Every test writes to a set of its own, so none assumes it owns the
-//! namespace. Fault tests need to stop and slow the server, so they always
-//! run on the test server.
+//! namespace, and those sets are truncated afterwards (records written in
+//! host expiry mode have no server TTL). Fault tests need to stop
+//! and slow the server, so they always run on the test server.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
+use aerospike::{AdminPolicy, Client, ClientPolicy};
 use aerospike_fixture::{AerospikeFixture, FixtureConfig};
 use edge_session::session_id;
 use edge_session::store::{AerospikeConfig, ExpiryMode};
@@ -16,6 +19,8 @@ pub struct TestCluster {
     fixture: Option<AerospikeFixture>,
     pub hosts: String,
     pub namespace: String,
+    /// The sets handed out, to clean up on a real cluster.
+    sets: Mutex<Vec<String>>,
 }
 
 impl TestCluster {
@@ -26,6 +31,7 @@ impl TestCluster {
                 fixture: None,
                 hosts,
                 namespace: std::env::var("AEROSPIKE_NAMESPACE").unwrap_or_else(|_| "test".into()),
+                sets: Mutex::default(),
             },
             _ => Self::fixture(FixtureConfig::default()),
         }
@@ -38,6 +44,7 @@ impl TestCluster {
             hosts: fixture.hosts(),
             namespace: "test".into(),
             fixture: Some(fixture),
+            sets: Mutex::default(),
         }
     }
 
@@ -56,7 +63,7 @@ impl TestCluster {
     pub fn store_config(&self, expiry: ExpiryMode, max_session_bytes: usize) -> AerospikeConfig {
         AerospikeConfig {
             namespace: self.namespace.clone(),
-            set: unique_set(),
+            set: self.new_set(),
             expiry,
             max_session_bytes,
             ..AerospikeConfig::new(&self.hosts)
@@ -71,13 +78,54 @@ impl TestCluster {
             "[store]\nbackend = \"aerospike\"\n\n[store.aerospike]\nhosts = [{}]\nnamespace = {:?}\nset = {:?}\ntimeout = \"{}ms\"\n",
             hosts.join(", "),
             self.namespace,
-            set.map_or_else(unique_set, str::to_owned),
+            set.map_or_else(|| self.new_set(), str::to_owned),
             timeout.as_millis(),
         )
     }
+
+    /// A set of its own for one test, for hosts that share one.
+    pub fn new_set(&self) -> String {
+        let set = format!("es-test-{}", &session_id::generate()[..12]);
+        self.sets.lock().unwrap().push(set.clone());
+        set
+    }
 }
 
-/// A set name of its own for one test.
-pub fn unique_set() -> String {
-    format!("es-test-{}", &session_id::generate()[..12])
+impl TestCluster {
+    /// Truncates the sets handed out so far; dropping the cluster does it.
+    pub fn truncate_sets(&self) {
+        let sets = std::mem::take(&mut *self.sets.lock().unwrap());
+        if sets.is_empty() {
+            return;
+        }
+        let (hosts, namespace) = (self.hosts.clone(), self.namespace.clone());
+        // Tests drop this inside their runtime, which cannot block on another.
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                let client = Client::new(&ClientPolicy::default(), &hosts).await?;
+                for set in &sets {
+                    client
+                        .truncate(&AdminPolicy::default(), &namespace, set, 0)
+                        .await?;
+                }
+                client.close().await
+            })
+        });
+        if let Ok(Err(error)) = cleanup.join() {
+            // A server that is stopped on purpose is cleaned up by dropping it.
+            if self.is_real() {
+                eprintln!("could not truncate the test sets: {error}");
+            }
+        }
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        self.truncate_sets();
+    }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use aerospike_fixture::FixtureConfig;
 use edge_session_tests::Host;
-use edge_session_tests::aerospike::{TestCluster, unique_set};
+use edge_session_tests::aerospike::TestCluster;
 use edge_session_tests::flows::{self, COUNTER_COOKIE};
 
 const TIMEOUT: Duration = Duration::from_millis(250);
@@ -38,7 +38,7 @@ fn sessions_expire() {
 fn two_hosts_share_one_backend() {
     const VISITS: usize = 60;
     let cluster = TestCluster::shared();
-    let set = unique_set();
+    let set = cluster.new_set();
     let (edge_a, edge_b) = (
         start(&cluster, "30m", Some(&set)),
         start(&cluster, "30m", Some(&set)),

@@ -263,3 +263,17 @@ async fn clusters_with_security_need_the_right_password() {
     store.insert(key, r#"{"n":1}"#, MINUTE).await.unwrap();
     assert_eq!(store.incr_field(key, "n", 1).await.unwrap(), 2);
 }
+
+#[tokio::test]
+async fn tests_truncate_their_sets_afterwards() {
+    let cluster = TestCluster::fixture(FixtureConfig::default());
+    let store = open(&cluster, ExpiryMode::Host).await;
+    let id = session_id::generate();
+    store
+        .insert(SessionKey::new("app", &id), "{}", MINUTE)
+        .await
+        .unwrap();
+    assert_eq!(cluster.server().record_count(), 1);
+    cluster.truncate_sets();
+    assert_eq!(cluster.server().record_count(), 0);
+}

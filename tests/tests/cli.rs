@@ -74,3 +74,76 @@ fn a_component_that_is_not_a_handler_is_refused_at_start() {
         "the failing component is named: {stderr}"
     );
 }
+
+fn check(config: &str, dir: &std::path::Path) -> (Option<i32>, String, String) {
+    let path = dir.join("edge.toml");
+    std::fs::write(&path, config).unwrap();
+    let output = Command::new(host_binary())
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run edge-session check");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_compiles_and_links_every_route_and_names_each_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let route = |prefix: &str, component: &std::path::Path| {
+        format!(
+            "[[routes]]\nprefix = \"{prefix}\"\ncomponent = \"{}\"\n",
+            component.display()
+        )
+    };
+    let base = "[engine]\ncache = false\n";
+    let good = format!(
+        "{base}{}{}",
+        route("/counter", &guest("counter")),
+        route("/shop", &guest("cart"))
+    );
+    let (code, stdout, stderr) = check(&good, dir.path());
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("ok, 2 routes"), "{stdout}");
+    assert!(
+        !dir.path().join("data").exists(),
+        "check opens no store: {stderr}"
+    );
+
+    // Not wasm at all, a core module that is no component, a component that
+    // does not link: each is reported under its route, the good route is not.
+    let garbage = dir.path().join("garbage.wasm");
+    std::fs::write(&garbage, b"not wasm").unwrap();
+    let module = dir.path().join("module.wasm");
+    std::fs::write(&module, b"\0asm\x01\0\0\0").unwrap();
+    // A valid component that imports what the host does not provide.
+    let unlinkable = dir.path().join("unlinkable.wasm");
+    let wasm = wat::parse_str(
+        r#"(component (import "example:missing/api" (instance (export "f" (func)))))"#,
+    )
+    .unwrap();
+    std::fs::write(&unlinkable, wasm).unwrap();
+    let bad = format!(
+        "{base}{}{}{}{}",
+        route("/counter", &guest("counter")),
+        route("/garbage", &garbage),
+        route("/module", &module),
+        route("/unlinkable", &unlinkable)
+    );
+    let (code, _, stderr) = check(&bad, dir.path());
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("routes[1].component"), "{stderr}");
+    assert!(stderr.contains("routes[2].component"), "{stderr}");
+    assert!(
+        stderr.contains("routes[3].component") && stderr.contains("example:missing/api"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("routes[0]"), "{stderr}");
+
+    let (code, _, stderr) = check("[[routes]]\nprefix = \"/x\"\n", dir.path());
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("routes[0].component"), "{stderr}");
+}

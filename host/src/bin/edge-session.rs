@@ -33,6 +33,14 @@ enum Command {
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
     },
+    /// Check a config file: validate it, then compile and link every
+    /// route's component against the host's WIT world. Exits 0 when all is
+    /// well, 1 when a component fails, 2 when the config is invalid.
+    Check {
+        /// The TOML config file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -47,16 +55,44 @@ fn main() -> ExitCode {
         .init();
     match cli.command {
         Command::Serve { config, listen } => serve(&config, listen),
+        Command::Check { config } => check(&config),
+    }
+}
+
+fn load(path: &Path) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(|error| {
+        eprintln!("error: invalid config {}: {error}", path.display());
+        ExitCode::from(2)
+    })
+}
+
+fn check(path: &Path) -> ExitCode {
+    let config = match load(path) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    match config.check_routes() {
+        Ok(problems) if problems.is_empty() => {
+            println!("{}: ok, {} routes", path.display(), config.routes.len());
+            ExitCode::SUCCESS
+        }
+        Ok(problems) => {
+            for problem in &problems {
+                eprintln!("error: {}: {problem}", path.display());
+            }
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 
 fn serve(path: &Path, listen: Option<std::net::SocketAddr>) -> ExitCode {
-    let config = match Config::load(path) {
+    let config = match load(path) {
         Ok(config) => config,
-        Err(error) => {
-            eprintln!("error: invalid config {}: {error}", path.display());
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let result = tokio::runtime::Runtime::new()
         .map_err(anyhow::Error::from)

@@ -2,12 +2,12 @@
 //! with `command<TAB>value<LF>`. It answers what the 3.0.0 client asks while it
 //! seeds, validates and tends a node, describing one node that owns all 4096
 //! partitions of every namespace (AP mode, replication factor 1) and has no
-//! peers.
+//! peers. It also truncates, which tests use to clean up after themselves.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::store::Namespace;
+use crate::store::{Database, Namespace};
 
 pub(crate) const PROTO_TYPE_INFO: u8 = 1;
 
@@ -28,12 +28,7 @@ pub(crate) struct Node {
 }
 
 /// The reply frame for an info request body.
-pub(crate) fn respond(
-    body: &[u8],
-    node: &Node,
-    namespaces: &[Namespace],
-    authenticated: bool,
-) -> Vec<u8> {
+pub(crate) fn respond(body: &[u8], node: &Node, db: &Database, authenticated: bool) -> Vec<u8> {
     let mut text = String::new();
     if authenticated {
         // Like the server, only complete (newline-terminated) commands count.
@@ -43,7 +38,7 @@ pub(crate) fn respond(
             let command = String::from_utf8_lossy(command);
             text.push_str(&command);
             text.push('\t');
-            text.push_str(&answer(&command, node, namespaces));
+            text.push_str(&answer(&command, node, db));
             text.push('\n');
         }
     } else {
@@ -54,7 +49,8 @@ pub(crate) fn respond(
     [&proto.to_be_bytes()[..], text.as_bytes()].concat()
 }
 
-fn answer(command: &str, node: &Node, namespaces: &[Namespace]) -> String {
+fn answer(command: &str, node: &Node, db: &Database) -> String {
+    let namespaces = db.namespaces();
     // `name/arg...:key=value;...`: the name ends at the first separator.
     let (name, params) = command
         .find(['/', ':', ';'])
@@ -114,6 +110,23 @@ fn answer(command: &str, node: &Node, namespaces: &[Namespace]) -> String {
             None => "ERROR:20:namespace not found".into(),
         },
         "user-agent-set" => "ok".into(),
+        // `truncate:namespace=ns;set=s[;lut=nanos]`; the fixture keeps no
+        // last-update times, so a `lut` truncates everything, like lut=now.
+        "truncate" | "truncate-namespace" => {
+            let param = |key: &str| {
+                params
+                    .split(';')
+                    .find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))
+            };
+            let set = param("set").filter(|_| name == "truncate");
+            match param("namespace").and_then(|ns| db.namespace(ns.as_bytes())) {
+                Some((index, _)) => {
+                    db.truncate(index, set.map(str::as_bytes));
+                    "ok".into()
+                }
+                None => "ERROR:20:namespace not found".into(),
+            }
+        }
         // What 8.1 answers for a command it does not know.
         _ => "ERROR:4:unrecognized command".into(),
     }
@@ -122,6 +135,7 @@ fn answer(command: &str, node: &Node, namespaces: &[Namespace]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Record;
 
     fn node() -> Node {
         Node {
@@ -131,8 +145,8 @@ mod tests {
         }
     }
 
-    fn ask(body: &str, authenticated: bool) -> String {
-        let namespaces = [
+    fn database() -> Database {
+        let namespaces = vec![
             Namespace {
                 name: "test".into(),
                 forbid_ttl: true,
@@ -142,7 +156,15 @@ mod tests {
                 forbid_ttl: false,
             },
         ];
-        let reply = respond(body.as_bytes(), &node(), &namespaces, authenticated);
+        Database::new(namespaces, 1 << 20)
+    }
+
+    fn ask(body: &str, authenticated: bool) -> String {
+        ask_db(&database(), body, authenticated)
+    }
+
+    fn ask_db(db: &Database, body: &str, authenticated: bool) -> String {
+        let reply = respond(body.as_bytes(), &node(), db, authenticated);
         assert_eq!(&reply[..2], [2, 1]);
         let size = u64::from_be_bytes(reply[..8].try_into().unwrap()) & 0xffff_ffff_ffff;
         assert_eq!(size as usize, reply.len() - 8);
@@ -182,6 +204,26 @@ mod tests {
             "namespace/test\treplication-factor=1;strong-consistency=false;default-ttl=0;\
              nsup-period=0;allow-ttl-without-nsup=false\n\
              bogus\tERROR:4:unrecognized command\nuser-agent-set:value=eA==\tok\n"
+        );
+    }
+
+    #[test]
+    fn truncate_empties_one_set_or_a_whole_namespace() {
+        let db = database();
+        for (digest, set) in [(1, b"a"), (2, b"b")] {
+            db.lock()
+                .insert((0, [digest; 20]), Record::new(Some(set.to_vec())));
+        }
+        db.lock().insert((1, [3; 20]), Record::new(None));
+        let reply = ask_db(&db, "truncate:namespace=test;set=a;lut=0\n", true);
+        assert_eq!(reply, "truncate:namespace=test;set=a;lut=0\tok\n");
+        assert_eq!(db.record_count(), 2, "only set a of namespace test");
+        ask_db(&db, "truncate-namespace:namespace=test\n", true);
+        assert_eq!(db.record_count(), 1, "namespace bar is left alone");
+        let reply = ask_db(&db, "truncate:namespace=nope;set=a\n", true);
+        assert!(
+            reply.ends_with("\tERROR:20:namespace not found\n"),
+            "{reply}"
         );
     }
 

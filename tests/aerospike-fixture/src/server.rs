@@ -275,7 +275,7 @@ impl Connection {
             PROTO_TYPE_INFO => Some(info::respond(
                 &body,
                 &shared.node,
-                shared.db.namespaces(),
+                &shared.db,
                 self.authenticated,
             )),
             PROTO_TYPE_SECURITY => shared.security.respond(&body, &mut self.authenticated),

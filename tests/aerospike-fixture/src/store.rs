@@ -121,6 +121,13 @@ impl Database {
         self.lock().0.retain(|_, r| !r.is_expired(now));
     }
 
+    /// Deletes every record of a namespace, or of one set in it.
+    pub(crate) fn truncate(&self, namespace: usize, set: Option<&[u8]>) {
+        self.lock().0.retain(|(ns, _), record| {
+            *ns != namespace || set.is_some_and(|set| record.set.as_deref() != Some(set))
+        });
+    }
+
     pub(crate) fn record_count(&self) -> usize {
         self.lock().0.len()
     }
