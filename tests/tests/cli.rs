@@ -4,19 +4,27 @@ use std::process::Command;
 
 use edge_session_tests::{guest, host_binary};
 
-fn serve(config: &str) -> (Option<i32>, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("edge.toml");
+/// Runs `edge-session <command> --config FILE` on `config` written in `dir`;
+/// returns the exit status, stdout and stderr.
+fn run(command: &str, config: &str, dir: &std::path::Path) -> (Option<i32>, String, String) {
+    let path = dir.join("edge.toml");
     std::fs::write(&path, config).unwrap();
     let output = Command::new(host_binary())
-        .args(["serve", "--config"])
+        .args([command, "--config"])
         .arg(&path)
         .output()
         .expect("run edge-session");
     (
         output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+fn serve(config: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = run("serve", config, dir.path());
+    (code, stderr)
 }
 
 #[test]
@@ -76,18 +84,7 @@ fn a_component_that_is_not_a_handler_is_refused_at_start() {
 }
 
 fn check(config: &str, dir: &std::path::Path) -> (Option<i32>, String, String) {
-    let path = dir.join("edge.toml");
-    std::fs::write(&path, config).unwrap();
-    let output = Command::new(host_binary())
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .expect("run edge-session check");
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    run("check", config, dir)
 }
 
 #[test]
