@@ -26,7 +26,7 @@ use crate::session_cookie::{self, CookiePolicy};
 use crate::sessions_host::SessionPolicy;
 use crate::store::{
     AerospikeConfig, AerospikeStore, Durability, EmbeddedConfig, EmbeddedStore, EncryptedStore,
-    EncryptionKeys, ExpiryMode, SessionStore,
+    EncryptionKeys, ExpiryMode, InstrumentedStore, SessionStore,
 };
 use crate::tls::{self, TlsFile};
 
@@ -75,6 +75,8 @@ pub struct Config {
     pub cookie_keys: Vec<KeySpec>,
     /// Serve HTTPS rather than plain HTTP.
     pub tls: Option<TlsSection>,
+    /// Health, readiness and metrics, on a listener of their own.
+    pub admin: Option<AdminSection>,
     pub routes: Vec<RouteSection>,
     /// `tls` loaded, once validated.
     #[serde(skip)]
@@ -104,6 +106,13 @@ impl Default for EngineSection {
             cache: true,
         }
     }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSection {
+    /// Keep it off the public network: `/metrics` tells about traffic.
+    pub listen: SocketAddr,
 }
 
 #[derive(Debug, Deserialize)]
@@ -695,6 +704,12 @@ impl Config {
     /// Opens the configured session store (connecting to it, for a
     /// distributed one).
     pub async fn open_store(&self) -> anyhow::Result<Arc<dyn SessionStore>> {
+        let (backend, store) = self.open_backend().await?;
+        Ok(Arc::new(InstrumentedStore::new(store, backend)))
+    }
+
+    /// The backend's metrics label and the store, encrypted if configured.
+    async fn open_backend(&self) -> anyhow::Result<(&'static str, Arc<dyn SessionStore>)> {
         let max_session_bytes = self.store.max_session_bytes;
         // Sealed data is larger than the plaintext the limit is about.
         let stored_bytes = match &self.store.encryption {
@@ -716,12 +731,12 @@ impl Config {
                     cache_bytes: section.cache_mib * MIB as u64,
                     max_session_bytes: stored_bytes,
                 })?;
-                Ok(self.encrypted(store))
+                Ok(("embedded", self.encrypted(store)))
             }
             Backend::Aerospike => {
                 let section = self.store.aerospike.as_ref().expect("validated");
                 let store = AerospikeStore::open(section.store_config(stored_bytes)?).await?;
-                Ok(self.encrypted(store))
+                Ok(("aerospike", self.encrypted(store)))
             }
         }
     }
@@ -737,9 +752,10 @@ impl Config {
         }
     }
 
-    /// Opens the store and builds the runtime with every route.
-    pub async fn build_runtime(&self) -> anyhow::Result<Runtime> {
-        let mut builder = Runtime::builder(self.open_store().await?)
+    /// Builds the runtime with every route, over `store` (see
+    /// [`Self::open_store`]).
+    pub fn build_runtime(&self, store: Arc<dyn SessionStore>) -> anyhow::Result<Runtime> {
+        let mut builder = Runtime::builder(store)
             .engine(self.engine_settings())
             .artifact_cache(self.artifact_cache());
         for route in self.route_specs() {

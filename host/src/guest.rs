@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::StatusCode;
@@ -178,6 +178,15 @@ impl Outcome {
         if outcome == Outcome::TimedOut {
             tracing::warn!(route, ?timeout, "guest timed out");
         }
+        let fault = match outcome {
+            Outcome::Finished => None,
+            Outcome::Trapped => Some("trap"),
+            Outcome::TimedOut => Some("timeout"),
+            Outcome::Overloaded => Some("overloaded"),
+        };
+        if let Some(reason) = fault {
+            crate::metrics::guest_fault(route, reason);
+        }
         let output = stderr.contents();
         if matches!(outcome, Outcome::Trapped | Outcome::TimedOut) && !output.is_empty() {
             let output = String::from_utf8_lossy(&output);
@@ -310,7 +319,9 @@ impl Guest {
             // The permit lives as long as the instance, body streaming included.
             let _permit = permit;
             let call = async {
+                let started = Instant::now();
                 let proxy = pre.instantiate_async(&mut store).await?;
+                crate::metrics::instantiation(&route, started.elapsed());
                 proxy
                     .wasi_http_incoming_handler()
                     .call_handle(&mut store, incoming, outparam)

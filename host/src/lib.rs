@@ -11,6 +11,8 @@
 //! Without the default `runtime` feature, only the pure modules build (for fuzzing).
 
 #[cfg(feature = "runtime")]
+pub mod admin;
+#[cfg(feature = "runtime")]
 pub mod artifact_cache;
 #[cfg(feature = "runtime")]
 pub mod body_limit;
@@ -24,6 +26,8 @@ pub mod engine;
 #[cfg(feature = "runtime")]
 pub mod guest;
 pub mod json_object;
+#[cfg(feature = "runtime")]
+pub mod metrics;
 #[cfg(feature = "runtime")]
 pub mod outgoing_http;
 #[cfg(feature = "runtime")]

@@ -230,10 +230,16 @@ impl Runtime {
         B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
+        let started = Instant::now();
         let path = request.uri().path();
-        match self.routes.iter().find(|route| route.matches(path)) {
-            Some(route) => route.guest.handle(request).await,
-            None => host_response(StatusCode::NOT_FOUND, "no route for this path\n"),
-        }
+        let (label, response) = match self.routes.iter().find(|route| route.matches(path)) {
+            Some(route) => (route.prefix.as_str(), route.guest.handle(request).await),
+            None => (
+                "none",
+                host_response(StatusCode::NOT_FOUND, "no route for this path\n"),
+            ),
+        };
+        crate::metrics::request(label, response.status().as_u16(), started.elapsed());
+        response
     }
 }

@@ -65,6 +65,8 @@ pub const BASE_CONFIG: &str =
 pub struct Host {
     child: Option<Child>,
     pub address: String,
+    /// The admin listener, when the config has an `[admin]` table.
+    pub admin_address: Option<String>,
     pub dir: tempfile::TempDir,
 }
 
@@ -76,6 +78,7 @@ impl Host {
         let mut host = Host {
             child: None,
             address: String::new(),
+            admin_address: None,
             dir: tempfile::tempdir().expect("temp dir"),
         };
         host.reconfigure(config);
@@ -139,6 +142,16 @@ impl Host {
                 self.address = address.to_owned();
             }
             Err(_) => panic!("the host did not start; its log:\n{}", self.log()),
+        }
+        let config = std::fs::read_to_string(self.dir.path().join("edge.toml")).unwrap();
+        if config.contains("\n[admin]") {
+            let line = first_line
+                .recv_timeout(Duration::from_secs(10))
+                .expect("the admin listening line");
+            let address = line
+                .strip_prefix("admin listening on http://")
+                .expect("admin listening line");
+            self.admin_address = Some(address.to_owned());
         }
     }
 

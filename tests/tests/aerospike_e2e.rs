@@ -6,9 +6,9 @@
 use std::time::{Duration, Instant};
 
 use aerospike_fixture::FixtureConfig;
-use edge_session_tests::Host;
 use edge_session_tests::aerospike::TestCluster;
 use edge_session_tests::flows::{self, COUNTER_COOKIE};
+use edge_session_tests::{Client, Host};
 
 const TIMEOUT: Duration = Duration::from_millis(250);
 
@@ -82,13 +82,23 @@ fn two_hosts_share_one_backend() {
 #[test]
 fn a_backend_outage_gets_503s_fast_and_the_host_recovers_on_its_own() {
     let cluster = TestCluster::fixture(FixtureConfig::default());
-    let host = start(&cluster, "30m", None);
+    let store = cluster.store_toml(None, TIMEOUT);
+    let host = Host::start(&format!(
+        "{}\n[admin]\nlisten = \"127.0.0.1:0\"\n",
+        flows::demo_config("30m", &store)
+    ));
+    let mut admin = Client::new(host.admin_address.as_deref().expect("admin listener"));
+    assert_eq!(admin.get("/readyz").status, 200);
     let mut visitor = host.client();
     for expected in 1..=3 {
         assert_eq!(visitor.get("/counter").json()["count"], expected);
     }
 
     cluster.server().stop();
+    let not_ready = admin.get("/readyz");
+    assert_eq!(not_ready.status, 503, "{not_ready:?}");
+    assert!(not_ready.body.contains("unavailable"), "{not_ready:?}");
+    assert_eq!(admin.get("/healthz").status, 200, "alive, if not ready");
     for _ in 0..5 {
         let started = Instant::now();
         let reply = visitor.get("/counter");
@@ -128,4 +138,5 @@ fn a_backend_outage_gets_503s_fast_and_the_host_recovers_on_its_own() {
         }
     };
     assert_eq!(count, 4, "no acknowledged visit was lost");
+    assert_eq!(admin.get("/readyz").status, 200);
 }

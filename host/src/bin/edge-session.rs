@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use edge_session::admin::{self, Admin};
 use edge_session::config::Config;
 use edge_session::server;
 use tracing_subscriber::EnvFilter;
@@ -98,11 +99,15 @@ fn serve(path: &Path, listen: Option<std::net::SocketAddr>) -> ExitCode {
         .map_err(anyhow::Error::from)
         .and_then(|tokio| {
             tokio.block_on(async {
-                let runtime = Arc::new(config.build_runtime().await?);
+                // Before anything records, so that nothing is lost.
+                let metrics = match &config.admin {
+                    Some(_) => Some(edge_session::metrics::install()?),
+                    None => None,
+                };
+                let store = config.open_store().await?;
+                let runtime = Arc::new(config.build_runtime(store.clone())?);
                 let address = listen.unwrap_or(config.listen);
-                let listener = tokio::net::TcpListener::bind(address)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("cannot listen on {address}: {e}"))?;
+                let listener = bind(address).await?;
                 let settings = config.server_settings();
                 let scheme = if settings.tls.is_some() {
                     "https"
@@ -111,6 +116,11 @@ fn serve(path: &Path, listen: Option<std::net::SocketAddr>) -> ExitCode {
                 };
                 // Tests and scripts read this line to find the port.
                 println!("listening on {scheme}://{}", listener.local_addr()?);
+                if let (Some(admin), Some(metrics)) = (&config.admin, metrics) {
+                    let listener = bind(admin.listen).await?;
+                    println!("admin listening on http://{}", listener.local_addr()?);
+                    tokio::spawn(admin::serve(Admin { store, metrics }, listener));
+                }
                 server::serve(runtime, listener, settings, server::shutdown_signal()).await
             })
         });
@@ -121,4 +131,10 @@ fn serve(path: &Path, listen: Option<std::net::SocketAddr>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn bind(address: std::net::SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {address}: {e}"))
 }

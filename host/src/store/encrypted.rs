@@ -214,6 +214,10 @@ impl<S: SessionStore> SessionStore for EncryptedStore<S> {
         self.max_session_bytes
     }
 
+    async fn ping(&self) -> StoreResult<()> {
+        self.inner.ping().await
+    }
+
     async fn insert(&self, key: SessionKey<'_>, data: &str, ttl: Duration) -> StoreResult<bool> {
         self.inner.insert(key, &self.seal(key, data)?, ttl).await
     }

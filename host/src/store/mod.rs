@@ -33,6 +33,7 @@
 mod aerospike;
 mod embedded;
 mod encrypted;
+mod instrumented;
 
 use std::time::{Duration, SystemTime};
 
@@ -41,6 +42,7 @@ use async_trait::async_trait;
 pub use aerospike::{AerospikeConfig, AerospikeStore, ExpiryMode};
 pub use embedded::{Durability, EmbeddedConfig, EmbeddedStore};
 pub use encrypted::{EncryptedStore, EncryptionKeys};
+pub use instrumented::InstrumentedStore;
 
 use crate::json_object::IncrementError;
 
@@ -109,6 +111,9 @@ pub trait SessionStore: Send + Sync + 'static {
     /// (writes that would exceed it fail with [`StoreError::TooLarge`]).
     /// The host rejects larger input before even parsing it.
     fn max_session_bytes(&self) -> usize;
+
+    /// Checks that the backend answers, for readiness probes.
+    async fn ping(&self) -> StoreResult<()>;
 
     /// Creates a session unless a live one already has this key; returns
     /// whether it was created. New sessions start at generation 1.

@@ -406,6 +406,15 @@ impl SessionStore for AerospikeStore {
         self.max_session_bytes
     }
 
+    /// One read of a key that is never written: not found is the answer.
+    async fn ping(&self) -> StoreResult<()> {
+        let probe = self.key(SessionKey::new("edge-session-probe", "ping"))?;
+        match self.client.exists(&self.read_policy, &probe).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.error(e)),
+        }
+    }
+
     async fn insert(&self, key: SessionKey<'_>, data: &str, ttl: Duration) -> StoreResult<bool> {
         self.check_size(data.len())?;
         let (key, data) = (self.key(key)?, values::object_to_map(data)?);

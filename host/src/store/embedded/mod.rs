@@ -330,6 +330,11 @@ impl SessionStore for EmbeddedStore {
         self.inner.max_session_bytes
     }
 
+    /// In-process: answers whenever the host does.
+    async fn ping(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
     async fn insert(&self, key: SessionKey<'_>, data: &str, ttl: Duration) -> StoreResult<bool> {
         let inner = &*self.inner;
         inner.check_size(data)?;
