@@ -77,6 +77,8 @@ pub struct Config {
     pub tls: Option<TlsSection>,
     /// Health, readiness and metrics, on a listener of their own.
     pub admin: Option<AdminSection>,
+    #[serde(default)]
+    pub log: LogSection,
     pub routes: Vec<RouteSection>,
     /// `tls` loaded, once validated.
     #[serde(skip)]
@@ -106,6 +108,21 @@ impl Default for EngineSection {
             cache: true,
         }
     }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// `"text"` for people, `"json"` (one object per line) for collectors.
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 #[derive(Debug, Deserialize)]

@@ -16,6 +16,7 @@ use bytes::Bytes;
 use http::StatusCode;
 use http_body_util::BodyExt;
 use tokio::sync::{Semaphore, oneshot};
+use tracing::Instrument;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, PoolConcurrencyLimitError, Store, StoreLimits, StoreLimitsBuilder, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -33,7 +34,7 @@ use crate::sessions_host::{SessionImports, SessionPolicy, SessionsContext};
 use crate::store::SessionStore;
 
 /// Bytes of a guest's stderr kept for the host log, per request.
-const STDERR_CAPTURE_BYTES: usize = 4096;
+const OUTPUT_CAPTURE_BYTES: usize = 4096;
 
 /// Marks a request that arrived over TLS: its guest sees the `https` scheme.
 #[derive(Clone, Copy, Debug)]
@@ -152,13 +153,13 @@ enum Outcome {
 }
 
 impl Outcome {
-    /// Classifies a finished run and logs a failure, with what the guest
-    /// wrote to stderr (a Rust panic message, say).
+    /// Classifies a finished run and logs a failure, then what the guest
+    /// wrote (a Rust panic message, say), attributed to the route.
     fn report(
         route: &str,
         timeout: Duration,
         result: Result<wasmtime::Result<()>, tokio::time::error::Elapsed>,
-        stderr: &MemoryOutputPipe,
+        output: &GuestOutput,
     ) -> Outcome {
         let outcome = match result {
             Ok(Ok(())) => Outcome::Finished,
@@ -187,12 +188,42 @@ impl Outcome {
         if let Some(reason) = fault {
             crate::metrics::guest_fault(route, reason);
         }
-        let output = stderr.contents();
-        if matches!(outcome, Outcome::Trapped | Outcome::TimedOut) && !output.is_empty() {
-            let output = String::from_utf8_lossy(&output);
-            tracing::warn!(route, stderr = %output.trim_end(), "guest stderr");
-        }
+        output.log(route, fault.is_some());
         outcome
+    }
+}
+
+/// What a guest writes to stdout and stderr, kept up to
+/// [`OUTPUT_CAPTURE_BYTES`] each and logged under its request's span.
+#[derive(Clone)]
+struct GuestOutput {
+    stdout: MemoryOutputPipe,
+    stderr: MemoryOutputPipe,
+}
+
+impl GuestOutput {
+    fn new() -> Self {
+        Self {
+            stdout: MemoryOutputPipe::new(OUTPUT_CAPTURE_BYTES),
+            stderr: MemoryOutputPipe::new(OUTPUT_CAPTURE_BYTES),
+        }
+    }
+
+    fn log(&self, route: &str, failed: bool) {
+        let stdout = self.stdout.contents();
+        if !stdout.is_empty() {
+            let stdout = String::from_utf8_lossy(&stdout);
+            tracing::info!(route, stdout = %stdout.trim_end(), "guest stdout");
+        }
+        let stderr = self.stderr.contents();
+        if !stderr.is_empty() {
+            let stderr = String::from_utf8_lossy(&stderr);
+            if failed {
+                tracing::warn!(route, stderr = %stderr.trim_end(), "guest stderr");
+            } else {
+                tracing::info!(route, stderr = %stderr.trim_end(), "guest stderr");
+            }
+        }
     }
 }
 
@@ -245,9 +276,10 @@ impl Guest {
             .as_ref()
             .and_then(|policy| policy.cookie.read(request.headers()));
         let request_session = Arc::new(RequestSession::new(cookie_id));
-        let stderr = MemoryOutputPipe::new(STDERR_CAPTURE_BYTES);
+        let output = GuestOutput::new();
         let mut wasi = WasiCtxBuilder::new();
-        wasi.stderr(stderr.clone())
+        wasi.stdout(output.stdout.clone())
+            .stderr(output.stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
             .envs(&self.capabilities.env);
@@ -315,21 +347,24 @@ impl Guest {
         // reports its own failures.
         let pre = self.pre.clone();
         let (route, timeout) = (self.name.clone(), limits.timeout);
-        let run = tokio::spawn(async move {
-            // The permit lives as long as the instance, body streaming included.
-            let _permit = permit;
-            let call = async {
-                let started = Instant::now();
-                let proxy = pre.instantiate_async(&mut store).await?;
-                crate::metrics::instantiation(&route, started.elapsed());
-                proxy
-                    .wasi_http_incoming_handler()
-                    .call_handle(&mut store, incoming, outparam)
-                    .await
-            };
-            let result = tokio::time::timeout(timeout, call).await;
-            Outcome::report(&route, timeout, result, &stderr)
-        });
+        let run = tokio::spawn(
+            async move {
+                // The permit lives as long as the instance, body streaming included.
+                let _permit = permit;
+                let call = async {
+                    let started = Instant::now();
+                    let proxy = pre.instantiate_async(&mut store).await?;
+                    crate::metrics::instantiation(&route, started.elapsed());
+                    proxy
+                        .wasi_http_incoming_handler()
+                        .call_handle(&mut store, incoming, outparam)
+                        .await
+                };
+                let result = tokio::time::timeout(timeout, call).await;
+                Outcome::report(&route, timeout, result, &output)
+            }
+            .instrument(tracing::Span::current()),
+        );
 
         match receiver.await {
             Ok(Ok(response)) => {

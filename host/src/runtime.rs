@@ -26,6 +26,7 @@ use std::time::Instant;
 use anyhow::Context;
 use bytes::Bytes;
 use http::StatusCode;
+use tracing::Instrument;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::artifact_cache::ArtifactCache;
@@ -224,22 +225,56 @@ impl Runtime {
     }
 
     /// Serves one request: the guest of the longest matching prefix runs it;
-    /// 404 when no route matches.
-    pub async fn handle<B>(&self, request: http::Request<B>) -> http::Response<HyperOutgoingBody>
+    /// 404 when no route matches. Every request has an id: the client's
+    /// `x-request-id` when it is a plain token, else a fresh one. The guest
+    /// sees it, the response carries it, and every log line of the request
+    /// holds it.
+    pub async fn handle<B>(
+        &self,
+        mut request: http::Request<B>,
+    ) -> http::Response<HyperOutgoingBody>
     where
         B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
         let started = Instant::now();
+        let id = request_id(request.headers());
+        request.headers_mut().insert(REQUEST_ID, id.clone());
         let path = request.uri().path();
-        let (label, response) = match self.routes.iter().find(|route| route.matches(path)) {
-            Some(route) => (route.prefix.as_str(), route.guest.handle(request).await),
-            None => (
-                "none",
-                host_response(StatusCode::NOT_FOUND, "no route for this path\n"),
-            ),
+        let route = self.routes.iter().find(|route| route.matches(path));
+        let label = route.map_or("none", |route| route.prefix.as_str());
+        let span = tracing::info_span!(
+            "request",
+            id = id.to_str().unwrap_or_default(),
+            route = label
+        );
+        let mut response = match route {
+            Some(route) => route.guest.handle(request).instrument(span).await,
+            None => host_response(StatusCode::NOT_FOUND, "no route for this path\n"),
         };
         crate::metrics::request(label, response.status().as_u16(), started.elapsed());
+        response.headers_mut().insert(REQUEST_ID, id);
         response
     }
+}
+
+const REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+
+/// The client's request id if it is a plain token of at most 64 bytes
+/// (safe to log and to echo), else 16 random hex digits.
+fn request_id(headers: &http::HeaderMap) -> http::HeaderValue {
+    headers
+        .get(&REQUEST_ID)
+        .filter(|value| {
+            let bytes = value.as_bytes();
+            (1..=64).contains(&bytes.len())
+                && bytes
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
+        })
+        .cloned()
+        .unwrap_or_else(|| {
+            let id = format!("{:016x}", rand::random::<u64>());
+            http::HeaderValue::try_from(id).expect("hex digits")
+        })
 }

@@ -303,8 +303,26 @@ impl Client {
 
     /// Sends a request with the cookies kept so far and keeps the new ones.
     pub fn send(&mut self, method: &str, path: &str, body: Option<&[u8]>) -> Reply {
+        self.send_with_headers(method, path, body, &[])
+    }
+
+    /// Sends a bodiless request with one extra header.
+    pub fn send_with_header(&mut self, method: &str, path: &str, header: (&str, &str)) -> Reply {
+        self.send_with_headers(method, path, None, &[header])
+    }
+
+    fn send_with_headers(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
         let url = format!("{}{path}", self.base);
         let mut request = ureq::http::Request::builder().method(method).uri(&url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         if !self.cookies.is_empty() {
             let header: Vec<String> = self
                 .cookies

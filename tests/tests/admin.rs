@@ -92,3 +92,56 @@ fn health_readiness_and_metrics_after_real_traffic() {
     assert!(value("edge_session_process_resident_memory_bytes", &[]) > 1e6);
     assert_eq!(admin.post("/metrics", "").status, 405);
 }
+
+#[test]
+fn json_logs_carry_the_request_id_and_the_guests_output() {
+    let config = format!(
+        "{}\n[log]\nformat = \"json\"\n",
+        flows::demo_config("30m", "")
+    );
+    let host = Host::start(&config);
+    let mut client = host.client();
+
+    let mut request = Client::new(&host.address);
+    let reply = request.send_with_header("GET", "/faulty/print", ("x-request-id", "req-42"));
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body, "request req-42\n", "the guest sees the id");
+    assert_eq!(reply.header("x-request-id"), Some("req-42"));
+
+    // Ids that are not plain tokens are replaced, never echoed.
+    let forged = request.send_with_header("GET", "/faulty/print", ("x-request-id", "a b\"c"));
+    let fresh = forged.header("x-request-id").expect("an id").to_owned();
+    assert_eq!(fresh.len(), 16, "{fresh}");
+    assert_ne!(
+        client.get("/counter").header("x-request-id"),
+        Some(fresh.as_str()),
+        "each request its own id"
+    );
+
+    // The log is JSON lines; the guest's output is logged under its request.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let (stdout, stderr) = loop {
+        let lines: Vec<serde_json::Value> = host
+            .log()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+            .collect();
+        let find = |message: &str| {
+            lines
+                .iter()
+                .find(|line| line["fields"]["message"] == message && line["span"]["id"] == "req-42")
+                .cloned()
+        };
+        match (find("guest stdout"), find("guest stderr")) {
+            (Some(stdout), Some(stderr)) => break (stdout, stderr),
+            _ if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50))
+            }
+            _ => panic!("no guest output logged under req-42:\n{}", host.log()),
+        }
+    };
+    assert_eq!(stdout["fields"]["stdout"], "hello from the guest's stdout");
+    assert_eq!(stdout["span"]["route"], "/faulty");
+    assert_eq!(stderr["fields"]["stderr"], "a note on stderr");
+    assert_eq!(stderr["level"], "INFO", "a guest that did not fail");
+}

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use edge_session::admin::{self, Admin};
-use edge_session::config::Config;
+use edge_session::config::{Config, LogFormat};
 use edge_session::server;
 use tracing_subscriber::EnvFilter;
 
@@ -46,17 +46,26 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
+    match cli.command {
+        Command::Serve { config, listen } => serve(&config, listen),
+        Command::Check { config } => {
+            init_logs(LogFormat::Text);
+            check(&config)
+        }
+    }
+}
+
+/// Logs go to stderr, filtered by `RUST_LOG`.
+fn init_logs(format: LogFormat) {
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER)),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-    match cli.command {
-        Command::Serve { config, listen } => serve(&config, listen),
-        Command::Check { config } => check(&config),
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs.json().init(),
     }
 }
 
@@ -95,6 +104,7 @@ fn serve(path: &Path, listen: Option<std::net::SocketAddr>) -> ExitCode {
         Ok(config) => config,
         Err(code) => return code,
     };
+    init_logs(config.log.format);
     let result = tokio::runtime::Runtime::new()
         .map_err(anyhow::Error::from)
         .and_then(|tokio| {

@@ -13,6 +13,7 @@
 //!   or the value of one;
 //! - `/read?path=P`, `/write?path=P`: reads or tries to write a file;
 //! - `/big?kb=N`: answers with N KiB (client-disconnect tests);
+//! - `/print`: writes to stdout and stderr, answers with its request id;
 //! - `/late-start`: sends its response head, then tries `current::start`
 //!   and writes the outcome into the body;
 //! - `POST /ops`: makes the `sessions` call its JSON body describes, with
@@ -82,6 +83,12 @@ impl edge_session_guest::Handler for Faulty {
             "write" => {
                 let path = query(&request, "path").unwrap_or("/x");
                 Response::text(200, &format!("{:?}\n", std::fs::write(path, "x")))
+            }
+            "print" => {
+                println!("hello from the guest's stdout");
+                eprintln!("a note on stderr");
+                let id = request.header("x-request-id").unwrap_or("none");
+                Response::text(200, &format!("request {id}\n"))
             }
             "big" => {
                 let kb = query_number(&request, "kb").unwrap_or(1024);
