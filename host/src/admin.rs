@@ -69,7 +69,10 @@ impl Admin {
                 ),
             },
             "/metrics" => {
-                let mut response = text(StatusCode::OK, crate::metrics::render(&self.metrics));
+                let mut response = text(
+                    StatusCode::OK,
+                    crate::metrics::render(&self.metrics, &*self.store),
+                );
                 response.headers_mut().insert(
                     http::header::CONTENT_TYPE,
                     http::HeaderValue::from_static("text/plain; version=0.0.4"),

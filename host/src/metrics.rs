@@ -13,6 +13,8 @@
 //! | `edge_session_guest_faults_total` | `route`, `reason` (trap, timeout, overloaded) |
 //! | `edge_session_store_operations_total` | `backend`, `op`, `result` |
 //! | `edge_session_store_operation_duration_seconds` (histogram) | `backend`, `op` |
+//! | `edge_session_sessions_expired_total` (deleted by the embedded store's sweep) | |
+//! | `edge_session_store_sessions`, `edge_session_store_bytes` (where the backend can tell) | |
 //! | `edge_session_process_resident_memory_bytes` | |
 //!
 //! Store results: `ok`, `hit` / `miss` (load, get-field, touch, delete,
@@ -23,6 +25,8 @@
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::store::SessionStore;
 
 /// Latency buckets from 50 µs to 10 s: session reads are sub-millisecond,
 /// guest deadlines are seconds.
@@ -40,8 +44,13 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     Ok(handle)
 }
 
-/// The metrics in Prometheus text format, with the process memory sampled now.
-pub fn render(handle: &PrometheusHandle) -> String {
+/// The metrics in Prometheus text format, with the process memory and the
+/// store's size sampled now.
+pub fn render(handle: &PrometheusHandle, store: &dyn SessionStore) -> String {
+    if let Some(size) = store.size() {
+        metrics::gauge!("edge_session_store_sessions").set(size.sessions as f64);
+        metrics::gauge!("edge_session_store_bytes").set(size.bytes as f64);
+    }
     if let Some(bytes) = resident_memory_bytes() {
         metrics::gauge!("edge_session_process_resident_memory_bytes").set(bytes as f64);
     }
@@ -57,6 +66,10 @@ pub fn request(route: &str, status: u16, elapsed: Duration) {
     .increment(1);
     metrics::histogram!("edge_session_request_duration_seconds", "route" => route.to_owned())
         .record(elapsed);
+}
+
+pub fn sessions_expired(count: u64) {
+    metrics::counter!("edge_session_sessions_expired_total").increment(count);
 }
 
 pub fn instantiation(route: &str, elapsed: Duration) {

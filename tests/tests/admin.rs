@@ -90,6 +90,8 @@ fn health_readiness_and_metrics_after_real_traffic() {
     assert_eq!(store("load", "hit"), 2.0, "the next two find it");
     assert_eq!(store("incr_field", "ok"), 2.0);
     assert!(value("edge_session_process_resident_memory_bytes", &[]) > 1e6);
+    assert!(value("edge_session_store_sessions", &[]) >= 1.0);
+    assert!(value("edge_session_store_bytes", &[]) > 0.0);
     assert_eq!(admin.post("/metrics", "").status, 405);
 }
 
@@ -144,4 +146,31 @@ fn json_logs_carry_the_request_id_and_the_guests_output() {
     assert_eq!(stdout["span"]["route"], "/faulty");
     assert_eq!(stderr["fields"]["stderr"], "a note on stderr");
     assert_eq!(stderr["level"], "INFO", "a guest that did not fail");
+}
+
+#[test]
+fn expired_sessions_swept_from_disk_are_counted() {
+    let config = format!(
+        "{}\n[admin]\nlisten = \"127.0.0.1:0\"\n",
+        flows::demo_config("1s", "").replace(
+            "[store.embedded]\n",
+            "[store.embedded]\nsweep_interval = \"200ms\"\n"
+        )
+    );
+    let host = Host::start(&config);
+    for _ in 0..2 {
+        assert_eq!(host.client().get("/counter").status, 200);
+    }
+    let mut admin = Client::new(host.admin_address.as_deref().expect("admin listener"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let metrics = admin.get("/metrics").body;
+        match sample(&metrics, "edge_session_sessions_expired_total", &[]) {
+            Some(expired) if expired >= 2.0 => break,
+            _ if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(100))
+            }
+            _ => panic!("the two 1 s sessions were not counted as expired:\n{metrics}"),
+        }
+    }
 }

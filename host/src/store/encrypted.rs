@@ -27,7 +27,9 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use super::{SessionKey, SessionStore, StoreError, StoreResult, StoredSession, increment_error};
+use super::{
+    SessionKey, SessionStore, StoreError, StoreResult, StoreSize, StoredSession, increment_error,
+};
 use crate::json_object::JsonObject;
 
 const NONCE_BYTES: usize = 24;
@@ -216,6 +218,10 @@ impl<S: SessionStore> SessionStore for EncryptedStore<S> {
 
     async fn ping(&self) -> StoreResult<()> {
         self.inner.ping().await
+    }
+
+    fn size(&self) -> Option<StoreSize> {
+        self.inner.size()
     }
 
     async fn insert(&self, key: SessionKey<'_>, data: &str, ttl: Duration) -> StoreResult<bool> {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{SessionKey, SessionStore, StoreError, StoreResult, StoredSession};
+use super::{SessionKey, SessionStore, StoreError, StoreResult, StoreSize, StoredSession};
 
 /// A store that records metrics for the one it wraps.
 pub struct InstrumentedStore {
@@ -68,6 +68,10 @@ impl SessionStore for InstrumentedStore {
 
     async fn ping(&self) -> StoreResult<()> {
         self.measure("ping", self.inner.ping(), ok).await
+    }
+
+    fn size(&self) -> Option<StoreSize> {
+        self.inner.size()
     }
 
     async fn insert(&self, key: SessionKey<'_>, data: &str, ttl: Duration) -> StoreResult<bool> {

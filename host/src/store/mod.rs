@@ -74,6 +74,15 @@ pub struct StoredSession {
     pub created_at: SystemTime,
 }
 
+/// How much a store holds, for metrics; approximate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreSize {
+    /// Sessions, including expired ones not yet deleted.
+    pub sessions: u64,
+    /// Bytes on disk.
+    pub bytes: u64,
+}
+
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -114,6 +123,11 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Checks that the backend answers, for readiness probes.
     async fn ping(&self) -> StoreResult<()>;
+
+    /// What the store holds, where the backend can tell cheaply.
+    fn size(&self) -> Option<StoreSize> {
+        None
+    }
 
     /// Creates a session unless a live one already has this key; returns
     /// whether it was created. New sessions start at generation 1.

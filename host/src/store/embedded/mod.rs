@@ -36,7 +36,9 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions};
 use self::record::{Record, expiry_after, index_key, now_ms, record_key, split_index_key};
 pub use self::syncer::Durability;
 use self::syncer::Syncer;
-use super::{SessionKey, SessionStore, StoreError, StoreResult, StoredSession, increment_error};
+use super::{
+    SessionKey, SessionStore, StoreError, StoreResult, StoreSize, StoredSession, increment_error,
+};
 use crate::json_object::JsonObject;
 
 const LOCK_STRIPES: usize = 1024;
@@ -155,6 +157,7 @@ fn sweep_loop(inner: &Inner, stop: &mpsc::Receiver<()>, interval: Duration) {
     while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(interval) {
         match inner.sweep(now_ms()) {
             Ok(stats) if stats.expired > 0 => {
+                crate::metrics::sessions_expired(stats.expired as u64);
                 tracing::debug!(expired = stats.expired, "swept expired sessions")
             }
             Ok(_) => {}
@@ -333,6 +336,13 @@ impl SessionStore for EmbeddedStore {
     /// In-process: answers whenever the host does.
     async fn ping(&self) -> StoreResult<()> {
         Ok(())
+    }
+
+    fn size(&self) -> Option<StoreSize> {
+        Some(StoreSize {
+            sessions: self.inner.records.approximate_len() as u64,
+            bytes: self.inner.db.disk_space().ok()?,
+        })
     }
 
     async fn insert(&self, key: SessionKey<'_>, data: &str, ttl: Duration) -> StoreResult<bool> {
