@@ -61,6 +61,11 @@ pub fn host_binary() -> PathBuf {
 pub const BASE_CONFIG: &str =
     "[engine]\ncache_dir = \"{cache}\"\n\n[store.embedded]\npath = \"{data}\"\n";
 
+/// `config` with an admin listener on a free port (see [`Host::admin`]).
+pub fn with_admin(config: &str) -> String {
+    format!("{config}\n[admin]\nlisten = \"127.0.0.1:0\"\n")
+}
+
 /// A running `edge-session serve` with its own config and data directory.
 pub struct Host {
     child: Option<Child>,
@@ -170,6 +175,11 @@ impl Host {
 
     pub fn client(&self) -> Client {
         Client::new(&self.address)
+    }
+
+    /// A client of the admin listener (the config needs [`with_admin`]).
+    pub fn admin(&self) -> Client {
+        Client::new(self.admin_address.as_deref().expect("an [admin] listener"))
     }
 
     /// Sends a signal to the host process.

@@ -1,7 +1,7 @@
 //! The admin listener: health, readiness, and Prometheus metrics scraped and
 //! parsed after real traffic through the real binary.
 
-use edge_session_tests::{Client, Host, flows};
+use edge_session_tests::{Host, flows, with_admin};
 
 /// The value of the sample `name{labels…}` whose labels include `labels`.
 fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
@@ -17,11 +17,7 @@ fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 
 #[test]
 fn health_readiness_and_metrics_after_real_traffic() {
-    let config = format!(
-        "{}\n[admin]\nlisten = \"127.0.0.1:0\"\n",
-        flows::demo_config("30m", "")
-    );
-    let host = Host::start(&config);
+    let host = Host::start(&with_admin(&flows::demo_config("30m", "")));
     let mut visitor = host.client();
     for _ in 0..3 {
         assert_eq!(visitor.get("/counter").status, 200);
@@ -34,7 +30,7 @@ fn health_readiness_and_metrics_after_real_traffic() {
         "metrics are not on the public listener"
     );
 
-    let mut admin = Client::new(host.admin_address.as_deref().expect("admin listener"));
+    let mut admin = host.admin();
     assert_eq!(admin.get("/healthz").status, 200);
     let ready = admin.get("/readyz");
     assert_eq!((ready.status, ready.body.as_str()), (200, "ready\n"));
@@ -104,7 +100,7 @@ fn json_logs_carry_the_request_id_and_the_guests_output() {
     let host = Host::start(&config);
     let mut client = host.client();
 
-    let mut request = Client::new(&host.address);
+    let mut request = host.client();
     let reply = request.send_with_header("GET", "/faulty/print", ("x-request-id", "req-42"));
     assert_eq!(reply.status, 200);
     assert_eq!(reply.body, "request req-42\n", "the guest sees the id");
@@ -150,18 +146,15 @@ fn json_logs_carry_the_request_id_and_the_guests_output() {
 
 #[test]
 fn expired_sessions_swept_from_disk_are_counted() {
-    let config = format!(
-        "{}\n[admin]\nlisten = \"127.0.0.1:0\"\n",
-        flows::demo_config("1s", "").replace(
-            "[store.embedded]\n",
-            "[store.embedded]\nsweep_interval = \"200ms\"\n"
-        )
+    let config = flows::demo_config("1s", "").replace(
+        "[store.embedded]\n",
+        "[store.embedded]\nsweep_interval = \"200ms\"\n",
     );
-    let host = Host::start(&config);
+    let host = Host::start(&with_admin(&config));
     for _ in 0..2 {
         assert_eq!(host.client().get("/counter").status, 200);
     }
-    let mut admin = Client::new(host.admin_address.as_deref().expect("admin listener"));
+    let mut admin = host.admin();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let metrics = admin.get("/metrics").body;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use aerospike_fixture::FixtureConfig;
 use edge_session_tests::aerospike::TestCluster;
 use edge_session_tests::flows::{self, COUNTER_COOKIE};
-use edge_session_tests::{Client, Host};
+use edge_session_tests::{Host, with_admin};
 
 const TIMEOUT: Duration = Duration::from_millis(250);
 
@@ -83,11 +83,8 @@ fn two_hosts_share_one_backend() {
 fn a_backend_outage_gets_503s_fast_and_the_host_recovers_on_its_own() {
     let cluster = TestCluster::fixture(FixtureConfig::default());
     let store = cluster.store_toml(None, TIMEOUT);
-    let host = Host::start(&format!(
-        "{}\n[admin]\nlisten = \"127.0.0.1:0\"\n",
-        flows::demo_config("30m", &store)
-    ));
-    let mut admin = Client::new(host.admin_address.as_deref().expect("admin listener"));
+    let host = Host::start(&with_admin(&flows::demo_config("30m", &store)));
+    let mut admin = host.admin();
     assert_eq!(admin.get("/readyz").status, 200);
     let mut visitor = host.client();
     for expected in 1..=3 {
