@@ -51,6 +51,31 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Every problem found in a config, so that one run of `check` (or a
+/// failed start) lists them all rather than one per attempt.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, problem) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl From<ConfigError> for ConfigErrors {
+    fn from(problem: ConfigError) -> Self {
+        Self(vec![problem])
+    }
+}
+
 fn error(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError {
         field: field.into(),
@@ -259,34 +284,34 @@ pub struct AerospikeTlsSection {
 }
 
 impl AerospikeSection {
-    fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self, problems: &mut Vec<ConfigError>) {
         let field = |name: &str| format!("store.aerospike.{name}");
         if self.hosts.is_empty() {
-            return Err(error(field("hosts"), "list at least one \"host:port\""));
+            problems.push(error(field("hosts"), "list at least one \"host:port\""));
         }
         for (i, host) in self.hosts.iter().enumerate() {
             let port = host.rsplit_once(':').map(|(_, port)| port.parse::<u16>());
             if !matches!(port, Some(Ok(port)) if port > 0) || host.contains(',') {
-                return Err(error(
+                problems.push(error(
                     format!("store.aerospike.hosts[{i}]"),
                     format!("{host:?} is not \"host:port\" (or \"host:tls-name:port\")"),
                 ));
             }
         }
         if self.namespace.is_empty() || self.namespace.len() > 31 {
-            return Err(error(field("namespace"), "must be 1 to 31 characters"));
+            problems.push(error(field("namespace"), "must be 1 to 31 characters"));
         }
         if self.set.is_empty() || self.set.len() > 63 {
-            return Err(error(field("set"), "must be 1 to 63 characters"));
+            problems.push(error(field("set"), "must be 1 to 63 characters"));
         }
         if self.timeout.is_zero() {
-            return Err(error(field("timeout"), "must be more than zero"));
+            problems.push(error(field("timeout"), "must be more than zero"));
         }
         if self.connect_timeout.is_zero() {
-            return Err(error(field("connect_timeout"), "must be more than zero"));
+            problems.push(error(field("connect_timeout"), "must be more than zero"));
         }
         if self.max_connections_per_node == 0 {
-            return Err(error(
+            problems.push(error(
                 field("max_connections_per_node"),
                 "must be at least 1",
             ));
@@ -295,12 +320,11 @@ impl AerospikeSection {
         if self.user.is_some() != has_password
             || (self.password.is_some() && self.password_env.is_some())
         {
-            return Err(error(
+            problems.push(error(
                 field("user"),
                 "give a user with exactly one of password and password_env",
             ));
         }
-        Ok(())
     }
 
     fn credentials(&self) -> Result<Option<(String, String)>, ConfigError> {
@@ -483,7 +507,7 @@ fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::E
 impl Config {
     /// Reads, parses and validates a config file; relative paths in it are
     /// resolved against its directory.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+    pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| error("", format!("cannot read {}: {e}", path.display())))?;
         let base = path.parent().unwrap_or(Path::new("."));
@@ -491,7 +515,7 @@ impl Config {
     }
 
     /// Parses and validates config text; relative paths resolve against `base`.
-    pub fn parse(text: &str, base: &Path) -> Result<Self, ConfigError> {
+    pub fn parse(text: &str, base: &Path) -> Result<Self, ConfigErrors> {
         let deserializer = toml::Deserializer::parse(text).map_err(|e| syntax_error(text, &e))?;
         let mut config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
             let path = e.path().to_string();
@@ -509,41 +533,48 @@ impl Config {
             error(field, message)
         })?;
         config.resolve_paths(base);
-        config.validate()?;
-        let cookie_keys = load_keys("cookie_keys", &config.cookie_keys, |len| {
-            len >= cookie_signing::MIN_SECRET_BYTES
-        })?;
-        if !cookie_keys.is_empty() {
-            let keys = SigningKeys::new(cookie_keys.iter().map(|(id, s)| (id.as_str(), &s[..])))
-                .map_err(|why| error("cookie_keys", why))?;
-            config.cookie_signing = Some(Arc::new(keys));
+        let mut problems = config.validate();
+        let long_enough = |len| len >= cookie_signing::MIN_SECRET_BYTES;
+        if let Some(secrets) = load_keys(
+            "cookie_keys",
+            &config.cookie_keys,
+            long_enough,
+            &mut problems,
+        ) {
+            match SigningKeys::new(secrets.iter().map(|(id, s)| (id.as_str(), &s[..]))) {
+                Ok(keys) => config.cookie_signing = Some(Arc::new(keys)),
+                Err(why) => problems.push(error("cookie_keys", why)),
+            }
         }
-        let data_keys = load_keys(
+        let data_keys = &config.store.encryption_keys;
+        if let Some(secrets) = load_keys(
             "store.encryption_keys",
-            &config.store.encryption_keys,
+            data_keys,
             |len| len == 32,
-        )?;
-        if !data_keys.is_empty() {
-            let keys = EncryptionKeys::new(data_keys.iter().map(|(id, s)| (id.as_str(), &s[..])))
-                .map_err(|why| error("store.encryption_keys", why))?;
-            config.store.encryption = Some(Arc::new(keys));
+            &mut problems,
+        ) {
+            match EncryptionKeys::new(secrets.iter().map(|(id, s)| (id.as_str(), &s[..]))) {
+                Ok(keys) => config.store.encryption = Some(Arc::new(keys)),
+                Err(why) => problems.push(error("store.encryption_keys", why)),
+            }
         }
         if let Some(tls) = &config.tls {
-            let loaded = tls::server_config(&tls.cert, &tls.key).map_err(|(file, why)| {
-                let field = match file {
-                    TlsFile::Cert => "tls.cert",
-                    TlsFile::Key => "tls.key",
-                };
-                error(field, why)
-            })?;
-            config.tls_config = Some(loaded);
+            match tls::server_config(&tls.cert, &tls.key) {
+                Ok(loaded) => config.tls_config = Some(loaded),
+                Err((TlsFile::Cert, why)) => problems.push(error("tls.cert", why)),
+                Err((TlsFile::Key, why)) => problems.push(error("tls.key", why)),
+            }
         }
         if let Some(aerospike) = &mut config.store.aerospike
             && let Some(tls) = &aerospike.tls
         {
-            let loaded =
-                tls::client_config(&tls.ca).map_err(|why| error("store.aerospike.tls.ca", why))?;
-            aerospike.tls_config = Some(loaded);
+            match tls::client_config(&tls.ca) {
+                Ok(loaded) => aerospike.tls_config = Some(loaded),
+                Err(why) => problems.push(error("store.aerospike.tls.ca", why)),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(ConfigErrors(problems));
         }
         Ok(config)
     }
@@ -568,58 +599,63 @@ impl Config {
         }
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self) -> Vec<ConfigError> {
+        let mut problems = Vec::new();
         if self.engine.max_instances == 0 {
-            return Err(error("engine.max_instances", "must be at least 1"));
+            problems.push(error("engine.max_instances", "must be at least 1"));
         }
         let store = &self.store;
         if !(2..=16 * MIB).contains(&store.max_session_bytes) {
-            return Err(error(
+            problems.push(error(
                 "store.max_session_bytes",
                 "must be between 2 and 16777216",
             ));
         }
         let embedded = &store.embedded;
         if embedded.sync_interval.is_zero() {
-            return Err(error(
+            problems.push(error(
                 "store.embedded.sync_interval",
                 "must be more than zero",
             ));
         }
         if embedded.sweep_interval.is_zero() {
-            return Err(error(
+            problems.push(error(
                 "store.embedded.sweep_interval",
                 "must be more than zero",
             ));
         }
         if embedded.cache_mib == 0 {
-            return Err(error("store.embedded.cache_mib", "must be at least 1"));
+            problems.push(error("store.embedded.cache_mib", "must be at least 1"));
         }
         match (store.backend, &store.aerospike) {
             (Backend::Aerospike, None) => {
-                return Err(error(
+                problems.push(error(
                     "store.aerospike",
                     "backend = \"aerospike\" needs a [store.aerospike] table with hosts",
                 ));
             }
-            (Backend::Aerospike, Some(aerospike)) => aerospike.validate()?,
+            (Backend::Aerospike, Some(aerospike)) => aerospike.validate(&mut problems),
             (Backend::Embedded, _) => {}
         }
         if self.routes.is_empty() {
-            return Err(error("routes", "add at least one [[routes]] table"));
+            problems.push(error("routes", "add at least one [[routes]] table"));
         }
         let mut prefixes = HashSet::new();
         for (i, route) in self.routes.iter().enumerate() {
             let field = |name: &str| format!("routes[{i}].{name}");
-            validate_prefix(&route.prefix).map_err(|why| error(field("prefix"), why))?;
+            note(
+                &mut problems,
+                field("prefix"),
+                validate_prefix(&route.prefix),
+            );
             if !prefixes.insert(route.prefix.as_str()) {
-                return Err(error(
+                problems.push(error(
                     field("prefix"),
                     format!("{:?} is used by an earlier route", route.prefix),
                 ));
             }
             if !route.component.is_file() {
-                return Err(error(
+                problems.push(error(
                     field("component"),
                     format!(
                         "{} is not a file (build the guests first?)",
@@ -628,64 +664,68 @@ impl Config {
                 ));
             }
             if let Some(namespace) = &route.namespace {
-                validate_namespace(namespace).map_err(|why| error(field("namespace"), why))?;
+                note(
+                    &mut problems,
+                    field("namespace"),
+                    validate_namespace(namespace),
+                );
             }
             if route.max_ttl < Duration::from_secs(1)
                 || route.max_ttl > Duration::from_secs(3650 * 24 * 3600)
             {
-                return Err(error(
+                problems.push(error(
                     field("max_ttl"),
                     "must be at least 1s and at most 3650d",
                 ));
             }
             if route.default_ttl < Duration::from_secs(1) || route.default_ttl > route.max_ttl {
-                return Err(error(
+                problems.push(error(
                     field("default_ttl"),
                     "must be at least 1s and at most max_ttl",
                 ));
             }
             if route.timeout.is_zero() || route.timeout > Duration::from_secs(3600) {
-                return Err(error(
+                problems.push(error(
                     field("timeout"),
                     "must be more than zero and at most 1h",
                 ));
             }
             if !(1..=4096).contains(&route.max_memory_mib) {
-                return Err(error(field("max_memory_mib"), "must be between 1 and 4096"));
+                problems.push(error(field("max_memory_mib"), "must be between 1 and 4096"));
             }
             if route.max_request_bytes == 0 {
-                return Err(error(field("max_request_bytes"), "must be at least 1"));
+                problems.push(error(field("max_request_bytes"), "must be at least 1"));
             }
             if route.max_response_bytes == 0 {
-                return Err(error(field("max_response_bytes"), "must be at least 1"));
+                problems.push(error(field("max_response_bytes"), "must be at least 1"));
             }
             if route.max_lifetime < Duration::from_secs(1) {
-                return Err(error(field("max_lifetime"), "must be at least 1s"));
+                problems.push(error(field("max_lifetime"), "must be at least 1s"));
             }
             if !(0.0..=1.0).contains(&route.refresh_fraction) {
-                return Err(error(field("refresh_fraction"), "must be between 0 and 1"));
+                problems.push(error(field("refresh_fraction"), "must be between 0 and 1"));
             }
             let cookie = &route.cookie;
-            session_cookie::validate_name(&cookie.name)
-                .map_err(|why| error(field("cookie.name"), why))?;
+            let name = session_cookie::validate_name(&cookie.name);
+            note(&mut problems, field("cookie.name"), name);
             if let Some(domain) = &cookie.domain {
-                session_cookie::validate_domain(domain)
-                    .map_err(|why| error(field("cookie.domain"), why))?;
+                let domain = session_cookie::validate_domain(domain);
+                note(&mut problems, field("cookie.domain"), domain);
             }
             if cookie.same_site == SameSiteSetting::None && !cookie.secure {
-                return Err(error(
+                problems.push(error(
                     field("cookie.same_site"),
                     "\"none\" needs secure = true (browsers reject it otherwise)",
                 ));
             }
-            OutgoingHttp::allow(&route.outgoing_http)
-                .map_err(|why| error(field("outgoing_http"), why))?;
+            let outgoing = OutgoingHttp::allow(&route.outgoing_http);
+            note(&mut problems, field("outgoing_http"), outgoing);
             if let Some(name) = route
                 .env
                 .keys()
                 .find(|name| name.is_empty() || name.contains(['=', '\0']))
             {
-                return Err(error(
+                problems.push(error(
                     field("env"),
                     format!("{name:?} is not a variable name (empty, or holds '=' or NUL)"),
                 ));
@@ -693,7 +733,7 @@ impl Config {
             if let Some(dir) = &route.read_only_dir
                 && !dir.is_dir()
             {
-                return Err(error(
+                problems.push(error(
                     field("read_only_dir"),
                     format!("{} is not a directory", dir.display()),
                 ));
@@ -701,13 +741,13 @@ impl Config {
             if route.max_concurrency == 0
                 || route.max_concurrency > self.engine.max_instances as usize
             {
-                return Err(error(
+                problems.push(error(
                     field("max_concurrency"),
                     "must be at least 1 and at most engine.max_instances",
                 ));
             }
         }
-        Ok(())
+        problems
     }
 
     /// How the server listens: TLS when configured.
@@ -851,27 +891,34 @@ impl Config {
     }
 }
 
-/// Validates a key list (`list` names it in errors) and decodes its secrets,
-/// which must have a length `size_ok` accepts (32 bytes is always fine).
+/// Validates a key list (`list` names it in problems) and decodes its
+/// secrets, which must have a length `size_ok` accepts (32 bytes is always
+/// fine). `None` when the list is empty or has a problem.
 fn load_keys(
     list: &str,
     specs: &[KeySpec],
     size_ok: fn(usize) -> bool,
-) -> Result<Vec<(String, Vec<u8>)>, ConfigError> {
+    problems: &mut Vec<ConfigError>,
+) -> Option<Vec<(String, Vec<u8>)>> {
+    let before = problems.len();
     let mut keys = Vec::new();
     for (i, key) in specs.iter().enumerate() {
         let field = |name: &str| format!("{list}[{i}].{name}");
-        cookie_signing::valid_key_id(&key.id).map_err(|why| error(field("id"), why))?;
-        let secret = key
-            .secret()
-            .map_err(|(name, why)| error(field(name), why))?;
+        note(problems, field("id"), cookie_signing::valid_key_id(&key.id));
+        let secret = match key.secret() {
+            Ok(secret) => secret,
+            Err((name, why)) => {
+                problems.push(error(field(name), why));
+                continue;
+            }
+        };
         if !size_ok(secret.len()) {
             let name = if key.secret.is_some() {
                 "secret"
             } else {
                 "secret_env"
             };
-            return Err(error(
+            problems.push(error(
                 field(name),
                 format!(
                     "decodes to {} bytes; give 32 random bytes (make them with `openssl rand -base64 32`)",
@@ -881,7 +928,14 @@ fn load_keys(
         }
         keys.push((key.id.clone(), secret));
     }
-    Ok(keys)
+    (problems.len() == before && !keys.is_empty()).then_some(keys)
+}
+
+/// Records the error of a check, if any, against `field`.
+fn note<T>(problems: &mut Vec<ConfigError>, field: String, result: Result<T, String>) {
+    if let Err(why) = result {
+        problems.push(error(field, why));
+    }
 }
 
 fn syntax_error(text: &str, e: &toml::de::Error) -> ConfigError {
@@ -932,7 +986,7 @@ fn validate_namespace(namespace: &str) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> Result<Config, ConfigError> {
+    fn parse(text: &str) -> Result<Config, ConfigErrors> {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("app.wasm"), b"\0asm").unwrap();
         Config::parse(text, dir.path())
@@ -950,8 +1004,31 @@ mod tests {
         assert!(config.store.embedded.path.ends_with("data/sessions"));
     }
 
+    /// The field named by the one problem in `text`.
     fn field_of(text: &str) -> String {
-        parse(text).unwrap_err().field
+        let ConfigErrors(mut problems) = parse(text).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        problems.remove(0).field
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let text = format!(
+            "[store]\nmax_session_bytes = 1\n{ROUTE}max_memory_mib = 0\n\
+             [routes.cookie]\nname = \"a b\"\n{}",
+            ROUTE.replace("/app", "/other").replace("app.wasm", "missing.wasm")
+        );
+        let ConfigErrors(problems) = parse(&text).unwrap_err();
+        let fields: Vec<_> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "store.max_session_bytes",
+                "routes[0].max_memory_mib",
+                "routes[0].cookie.name",
+                "routes[1].component",
+            ]
+        );
     }
 
     #[test]
@@ -1168,7 +1245,7 @@ mod tests {
                 Ok(config)
             });
             assert_eq!(
-                result.err().map(|e| e.field).as_deref(),
+                result.err().map(|e| e.0[0].field.clone()).as_deref(),
                 Some(field),
                 "{table}"
             );
@@ -1178,6 +1255,6 @@ mod tests {
     #[test]
     fn syntax_errors_name_the_line() {
         let err = parse(&format!("{ROUTE}\ntimeout = = 3")).unwrap_err();
-        assert!(err.message.contains("line 6"), "{err}");
+        assert!(err.to_string().contains("line 6"), "{err}");
     }
 }

@@ -144,3 +144,24 @@ fn check_compiles_and_links_every_route_and_names_each_failure() {
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("routes[0].component"), "{stderr}");
 }
+
+#[test]
+fn check_lists_every_config_problem_in_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[[routes]]\nprefix = \"c\"\ncomponent = \"{}\"\n\
+         [[routes]]\nprefix = \"/d\"\ncomponent = \"missing.wasm\"\ntimeout = \"0s\"\n",
+        guest("counter").display()
+    );
+    let (code, _, stderr) = check(&config, dir.path());
+    assert_eq!(code, Some(2), "{stderr}");
+    let problems: Vec<_> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(problems.len(), 3, "{stderr}");
+    for field in [
+        "routes[0].prefix",
+        "routes[1].component",
+        "routes[1].timeout",
+    ] {
+        assert!(stderr.contains(field), "{field} not named in: {stderr}");
+    }
+}

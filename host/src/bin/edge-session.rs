@@ -70,8 +70,10 @@ fn init_logs(format: LogFormat) {
 }
 
 fn load(path: &Path) -> Result<Config, ExitCode> {
-    Config::load(path).map_err(|error| {
-        eprintln!("error: invalid config {}: {error}", path.display());
+    Config::load(path).map_err(|errors| {
+        for problem in &errors.0 {
+            eprintln!("error: invalid config {}: {problem}", path.display());
+        }
         ExitCode::from(2)
     })
 }
