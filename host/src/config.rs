@@ -104,6 +104,8 @@ pub struct Config {
     pub admin: Option<AdminSection>,
     #[serde(default)]
     pub log: LogSection,
+    #[serde(default)]
+    pub reload: ReloadSection,
     pub routes: Vec<RouteSection>,
     /// `tls` loaded, once validated.
     #[serde(skip)]
@@ -148,6 +150,27 @@ pub enum LogFormat {
     #[default]
     Text,
     Json,
+}
+
+/// Hot reload of route components. SIGHUP always reloads the components
+/// that changed; `watch` also does so when their files change.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReloadSection {
+    pub watch: bool,
+    /// How often the watcher looks at the files. A file is reloaded once it
+    /// has stayed the same for one interval, so a copy in progress is not.
+    #[serde(deserialize_with = "duration")]
+    pub watch_interval: Duration,
+}
+
+impl Default for ReloadSection {
+    fn default() -> Self {
+        Self {
+            watch: false,
+            watch_interval: Duration::from_secs(1),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -637,6 +660,9 @@ impl Config {
             (Backend::Aerospike, Some(aerospike)) => aerospike.validate(&mut problems),
             (Backend::Embedded, _) => {}
         }
+        if self.reload.watch_interval < Duration::from_millis(10) {
+            problems.push(error("reload.watch_interval", "must be at least 10ms"));
+        }
         if self.routes.is_empty() {
             problems.push(error("routes", "add at least one [[routes]] table"));
         }
@@ -748,6 +774,12 @@ impl Config {
             }
         }
         problems
+    }
+
+    /// How often to look for changed components; `None` when only SIGHUP
+    /// reloads them.
+    pub fn reload_watch(&self) -> Option<Duration> {
+        self.reload.watch.then_some(self.reload.watch_interval)
     }
 
     /// How the server listens: TLS when configured.
@@ -1016,7 +1048,9 @@ mod tests {
         let text = format!(
             "[store]\nmax_session_bytes = 1\n{ROUTE}max_memory_mib = 0\n\
              [routes.cookie]\nname = \"a b\"\n{}",
-            ROUTE.replace("/app", "/other").replace("app.wasm", "missing.wasm")
+            ROUTE
+                .replace("/app", "/other")
+                .replace("app.wasm", "missing.wasm")
         );
         let ConfigErrors(problems) = parse(&text).unwrap_err();
         let fields: Vec<_> = problems.iter().map(|p| p.field.as_str()).collect();

@@ -250,6 +250,26 @@ impl Guest {
         })
     }
 
+    /// This guest with another component (a hot reload): same route, policy,
+    /// limits and capabilities. It shares the concurrency limit, so that the
+    /// old component's requests still in flight and the new one's together
+    /// stay within it.
+    pub fn with_component(
+        &self,
+        linker: &Linker<RequestState>,
+        component: &Component,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            name: self.name.clone(),
+            pre: link(linker, component)?,
+            sessions: self.sessions.clone(),
+            store: self.store.clone(),
+            limits: self.limits,
+            capabilities: self.capabilities.clone(),
+            concurrency: self.concurrency.clone(),
+        })
+    }
+
     /// Runs the request in a fresh instance and returns its response, or the
     /// host's error response when the guest fails.
     pub async fn handle<B>(&self, request: http::Request<B>) -> http::Response<HyperOutgoingBody>

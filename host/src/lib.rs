@@ -31,6 +31,8 @@ pub mod metrics;
 #[cfg(feature = "runtime")]
 pub mod outgoing_http;
 #[cfg(feature = "runtime")]
+pub mod reload;
+#[cfg(feature = "runtime")]
 pub mod runtime;
 pub mod secret_keys;
 #[cfg(feature = "runtime")]

@@ -16,6 +16,7 @@
 //! | `edge_session_sessions_expired_total` (deleted by the embedded store's sweep) | |
 //! | `edge_session_store_sessions`, `edge_session_store_bytes` (where the backend can tell) | |
 //! | `edge_session_process_resident_memory_bytes` | |
+//! | `edge_session_route_reloads_total` | `route`, `result` (swapped, rejected) |
 //!
 //! Store results: `ok`, `hit` / `miss` (load, get-field, touch, delete,
 //! rename, remove-field), `created` / `exists` (insert), `not_found`,
@@ -105,6 +106,15 @@ pub fn store_operation(
         "op" => op
     )
     .record(elapsed);
+}
+
+pub fn route_reload(route: &str, result: &'static str) {
+    metrics::counter!(
+        "edge_session_route_reloads_total",
+        "route" => route.to_owned(),
+        "result" => result
+    )
+    .increment(1);
 }
 
 /// Resident set size, from `/proc/self/status` (Linux).

@@ -19,19 +19,23 @@
 //! # Ok(()) }
 //! ```
 
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::StatusCode;
+use rayon::prelude::*;
+use sha2::{Digest as _, Sha256};
 use tracing::Instrument;
+use wasmtime::component::{Component, Linker};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::artifact_cache::ArtifactCache;
 use crate::engine::{EngineSettings, GuestEngine};
-use crate::guest::{self, Capabilities, Guest, GuestLimits, host_response};
+use crate::guest::{self, Capabilities, Guest, GuestLimits, RequestState, host_response};
 use crate::sessions_host::SessionPolicy;
 use crate::store::SessionStore;
 
@@ -93,17 +97,24 @@ impl RuntimeBuilder {
     }
 
     /// Compiles (or loads from the cache) and links every route's component.
+    /// Components compile in parallel.
     pub fn build(self) -> anyhow::Result<Runtime> {
+        let started = Instant::now();
         let engine = route_engine(self.engine, &self.routes)?;
         let linker = guest::linker(engine.engine())?;
+        let compiled: Vec<_> = self
+            .routes
+            .par_iter()
+            .map(|spec| compile(&engine, self.cache.as_ref(), spec))
+            .collect();
         let mut routes = Vec::with_capacity(self.routes.len());
-        for spec in self.routes {
-            let started = Instant::now();
-            let (component, cached) = compile(&engine, self.cache.as_ref(), &spec)?;
+        let mut from_cache = 0;
+        for (spec, compiled) in self.routes.into_iter().zip(compiled) {
+            let compiled = compiled?;
             let guest = Guest::new(
                 &spec.prefix,
                 &linker,
-                &component,
+                &compiled.component,
                 spec.sessions,
                 self.store.clone(),
                 spec.limits,
@@ -119,20 +130,32 @@ impl RuntimeBuilder {
             tracing::info!(
                 route = %spec.prefix,
                 component = %spec.component.display(),
-                cached,
-                elapsed = ?started.elapsed(),
+                cached = compiled.cached,
+                elapsed = ?compiled.elapsed,
                 "route ready"
             );
+            from_cache += usize::from(compiled.cached);
             routes.push(Route {
                 prefix: spec.prefix,
-                guest,
+                component: spec.component,
+                guest: ArcSwap::from_pointee(guest),
+                tried: Mutex::new(compiled.digest),
             });
         }
         // Longest prefix first, so the most specific route wins.
         routes.sort_by_key(|route| std::cmp::Reverse(route.prefix.len()));
+        tracing::info!(
+            routes = routes.len(),
+            from_cache,
+            elapsed = ?started.elapsed(),
+            "all routes ready"
+        );
         Ok(Runtime {
             routes,
-            _engine: engine,
+            linker,
+            cache: self.cache,
+            reloading: Mutex::new(()),
+            engine,
         })
     }
 }
@@ -147,17 +170,18 @@ pub fn check_routes(
 ) -> anyhow::Result<Vec<(usize, anyhow::Error)>> {
     let engine = route_engine(engine, routes)?;
     let linker = guest::linker(engine.engine())?;
-    Ok(routes
-        .iter()
+    let failures: Vec<_> = routes
+        .par_iter()
         .enumerate()
         .filter_map(|(i, spec)| {
-            let linked = compile(&engine, cache, spec).and_then(|(component, _)| {
-                guest::link(&linker, &component)
+            let linked = compile(&engine, cache, spec).and_then(|compiled| {
+                guest::link(&linker, &compiled.component)
                     .with_context(|| format!("linking component {}", spec.component.display()))
             });
             linked.err().map(|error| (i, error))
         })
-        .collect())
+        .collect();
+    Ok(failures)
 }
 
 /// An engine whose instance slots fit the hungriest route.
@@ -168,22 +192,27 @@ fn route_engine(mut settings: EngineSettings, routes: &[RouteSpec]) -> anyhow::R
     GuestEngine::new(&settings)
 }
 
-/// Reads and compiles a route's component, or loads it precompiled; returns
-/// whether it came from the cache.
+/// A component file, compiled (or loaded precompiled).
+struct Compiled {
+    component: Component,
+    /// SHA-256 of the file, so that a reload compiles only what changed.
+    digest: Digest,
+    /// Whether it came from the artifact cache.
+    cached: bool,
+    elapsed: Duration,
+}
+
+type Digest = [u8; 32];
+
+/// Reads and compiles a route's component, or loads it precompiled.
 fn compile(
     engine: &GuestEngine,
     cache: Option<&ArtifactCache>,
     spec: &RouteSpec,
-) -> anyhow::Result<(wasmtime::component::Component, bool)> {
+) -> anyhow::Result<Compiled> {
     let wasm = std::fs::read(&spec.component)
         .with_context(|| format!("reading component {}", spec.component.display()))?;
-    match cache {
-        Some(cache) => cache.load(engine.engine(), &wasm),
-        None => wasmtime::component::Component::new(engine.engine(), &wasm)
-            .map(|c| (c, false))
-            .map_err(anyhow::Error::from),
-    }
-    .with_context(|| {
+    compile_bytes(engine, cache, &wasm).with_context(|| {
         format!(
             "compiling component {} for route {}",
             spec.component.display(),
@@ -192,9 +221,32 @@ fn compile(
     })
 }
 
+fn compile_bytes(
+    engine: &GuestEngine,
+    cache: Option<&ArtifactCache>,
+    wasm: &[u8],
+) -> anyhow::Result<Compiled> {
+    let started = Instant::now();
+    let (component, cached) = match cache {
+        Some(cache) => cache.load(engine.engine(), wasm)?,
+        None => (Component::new(engine.engine(), wasm)?, false),
+    };
+    Ok(Compiled {
+        component,
+        digest: Sha256::digest(wasm).into(),
+        cached,
+        elapsed: started.elapsed(),
+    })
+}
+
 struct Route {
     prefix: String,
-    guest: Guest,
+    component: PathBuf,
+    /// Swapped whole by a reload; each request holds the guest it started on.
+    guest: ArcSwap<Guest>,
+    /// The digest of the component file last loaded or rejected, so that
+    /// a reload skips unchanged files and reports a bad one only once.
+    tried: Mutex<Digest>,
 }
 
 impl Route {
@@ -206,12 +258,28 @@ impl Route {
     }
 }
 
+/// What a reload did to a route.
+#[derive(Debug)]
+pub enum Reload {
+    /// The new component serves from now on.
+    Swapped,
+    /// The file holds what was last loaded (or rejected).
+    Unchanged,
+    /// The new component does not read, compile or link: the previous one
+    /// keeps serving.
+    Rejected(anyhow::Error),
+}
+
 /// Routes requests to guests. Share it behind an `Arc`.
 pub struct Runtime {
     routes: Vec<Route>,
-    /// Held for its `Drop`, after the routes: stops the epoch ticker once
-    /// no guest can run any more.
-    _engine: GuestEngine,
+    linker: Linker<RequestState>,
+    cache: Option<ArtifactCache>,
+    /// One reload at a time: a signal and the file watcher may ask at once.
+    reloading: Mutex<()>,
+    /// Dropped after the routes: stops the epoch ticker once no guest can
+    /// run any more.
+    engine: GuestEngine,
 }
 
 impl Runtime {
@@ -249,12 +317,88 @@ impl Runtime {
             route = label
         );
         let mut response = match route {
-            Some(route) => route.guest.handle(request).instrument(span).await,
+            Some(route) => {
+                let guest = route.guest.load_full();
+                guest.handle(request).instrument(span).await
+            }
             None => host_response(StatusCode::NOT_FOUND, "no route for this path\n"),
         };
         crate::metrics::request(label, response.status().as_u16(), started.elapsed());
         response.headers_mut().insert(REQUEST_ID, id);
         response
+    }
+
+    /// The component files of the routes, for a watcher to poll.
+    pub fn component_files(&self) -> impl Iterator<Item = &Path> {
+        self.routes.iter().map(|route| route.component.as_path())
+    }
+
+    /// Recompiles each route whose component file changed since it was last
+    /// loaded, and swaps the new guest in atomically: requests already
+    /// running finish on the old one, later requests get the new one. A
+    /// component that fails to read, compile or link is logged and rejected,
+    /// and the route keeps serving its previous one. Compiling blocks: call
+    /// this off the async threads.
+    pub fn reload(&self) -> Vec<(&str, Reload)> {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
+        self.routes
+            .iter()
+            .map(|route| {
+                let outcome = self.reload_route(route);
+                let prefix = route.prefix.as_str();
+                let component = route.component.display();
+                match &outcome {
+                    Reload::Swapped => crate::metrics::route_reload(prefix, "swapped"),
+                    Reload::Rejected(error) => {
+                        tracing::error!(
+                            route = prefix,
+                            %component,
+                            error = format!("{error:#}"),
+                            "reload rejected: the route keeps serving its previous component"
+                        );
+                        crate::metrics::route_reload(prefix, "rejected");
+                    }
+                    Reload::Unchanged => {}
+                }
+                (prefix, outcome)
+            })
+            .collect()
+    }
+
+    fn reload_route(&self, route: &Route) -> Reload {
+        let wasm = match std::fs::read(&route.component) {
+            Ok(wasm) => wasm,
+            // Not recorded as tried: the file may be back at the next look.
+            Err(error) => return Reload::Rejected(error.into()),
+        };
+        let mut tried = route.tried.lock().unwrap_or_else(|e| e.into_inner());
+        let digest: Digest = Sha256::digest(&wasm).into();
+        if *tried == digest {
+            return Reload::Unchanged;
+        }
+        *tried = digest;
+        let compiled = match compile_bytes(&self.engine, self.cache.as_ref(), &wasm) {
+            Ok(compiled) => compiled,
+            Err(error) => return Reload::Rejected(error.context("compiling the component")),
+        };
+        match route
+            .guest
+            .load()
+            .with_component(&self.linker, &compiled.component)
+        {
+            Ok(guest) => {
+                route.guest.store(Arc::new(guest));
+                tracing::info!(
+                    route = %route.prefix,
+                    component = %route.component.display(),
+                    cached = compiled.cached,
+                    elapsed = ?compiled.elapsed,
+                    "route reloaded"
+                );
+                Reload::Swapped
+            }
+            Err(error) => Reload::Rejected(error.context("linking the component")),
+        }
     }
 }
 

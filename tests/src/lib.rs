@@ -66,6 +66,19 @@ pub fn with_admin(config: &str) -> String {
     format!("{config}\n[admin]\nlisten = \"127.0.0.1:0\"\n")
 }
 
+/// The value of the sample `name{labels…}` in a Prometheus scrape whose
+/// labels include `labels`.
+pub fn metric_sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        let (series, value) = line.rsplit_once(' ')?;
+        let (metric, rest) = series.split_once('{').unwrap_or((series, "}"));
+        let wanted = labels
+            .iter()
+            .all(|(key, value)| rest.contains(&format!("{key}=\"{value}\"")));
+        (metric == name && wanted).then(|| value.parse().ok())?
+    })
+}
+
 /// A running `edge-session serve` with its own config and data directory.
 pub struct Host {
     child: Option<Child>,

@@ -1,19 +1,7 @@
 //! The admin listener: health, readiness, and Prometheus metrics scraped and
 //! parsed after real traffic through the real binary.
 
-use edge_session_tests::{Host, flows, with_admin};
-
-/// The value of the sample `name{labels…}` whose labels include `labels`.
-fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    metrics.lines().find_map(|line| {
-        let (series, value) = line.rsplit_once(' ')?;
-        let (metric, rest) = series.split_once('{').unwrap_or((series, "}"));
-        let wanted = labels
-            .iter()
-            .all(|(key, value)| rest.contains(&format!("{key}=\"{value}\"")));
-        (metric == name && wanted).then(|| value.parse().ok())?
-    })
-}
+use edge_session_tests::{Host, flows, metric_sample as sample, with_admin};
 
 #[test]
 fn health_readiness_and_metrics_after_real_traffic() {

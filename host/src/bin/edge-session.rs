@@ -9,6 +9,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use edge_session::admin::{self, Admin};
 use edge_session::config::{Config, LogFormat};
+use edge_session::reload::Reloader;
 use edge_session::server;
 use tracing_subscriber::EnvFilter;
 
@@ -118,6 +119,8 @@ fn serve(path: &Path, listen: Option<std::net::SocketAddr>) -> ExitCode {
                 };
                 let store = config.open_store().await?;
                 let runtime = Arc::new(config.build_runtime(store.clone())?);
+                let reloader = Reloader::new(runtime.clone(), config.reload_watch())?;
+                tokio::spawn(reloader.run());
                 let address = listen.unwrap_or(config.listen);
                 let listener = bind(address).await?;
                 let settings = config.server_settings();
