@@ -25,8 +25,9 @@ use crate::server::ServerSettings;
 use crate::session_cookie::{self, CookiePolicy};
 use crate::sessions_host::SessionPolicy;
 use crate::store::{
-    AerospikeConfig, AerospikeStore, Durability, EmbeddedConfig, EmbeddedStore, EncryptedStore,
-    EncryptionKeys, ExpiryMode, InstrumentedStore, SessionStore,
+    AerospikeConfig, AerospikeStore, BreakerSettings, CircuitBreakerStore, Durability,
+    EmbeddedConfig, EmbeddedStore, EncryptedStore, EncryptionKeys, ExpiryMode, InstrumentedStore,
+    SessionStore,
 };
 use crate::tls::{self, TlsFile};
 
@@ -206,6 +207,7 @@ pub struct StoreSection {
     pub embedded: EmbeddedSection,
     /// Required with `backend = "aerospike"`.
     pub aerospike: Option<AerospikeSection>,
+    pub circuit_breaker: CircuitBreakerSection,
     /// Keys that encrypt session data at rest, the sealing key first;
     /// without keys, data is stored as it is.
     pub encryption_keys: Vec<KeySpec>,
@@ -221,8 +223,29 @@ impl Default for StoreSection {
             max_session_bytes: 128 * 1024,
             embedded: EmbeddedSection::default(),
             aerospike: None,
+            circuit_breaker: CircuitBreakerSection::default(),
             encryption_keys: Vec::new(),
             encryption: None,
+        }
+    }
+}
+
+/// Fail fast while the backend is down (see [`crate::store::Breaker`]).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CircuitBreakerSection {
+    /// Unavailable results in a row that open the circuit; 0 turns it off.
+    pub failures: u32,
+    #[serde(deserialize_with = "duration")]
+    pub open_for: Duration,
+}
+
+impl Default for CircuitBreakerSection {
+    fn default() -> Self {
+        let settings = BreakerSettings::default();
+        Self {
+            failures: settings.failures,
+            open_for: settings.open_for,
         }
     }
 }
@@ -647,6 +670,13 @@ impl Config {
                 "must be more than zero",
             ));
         }
+        let breaker = &store.circuit_breaker;
+        if breaker.failures > 0 && breaker.open_for.is_zero() {
+            problems.push(error(
+                "store.circuit_breaker.open_for",
+                "must be more than zero",
+            ));
+        }
         if embedded.cache_mib == 0 {
             problems.push(error("store.embedded.cache_mib", "must be at least 1"));
         }
@@ -793,7 +823,16 @@ impl Config {
     /// Opens the configured session store (connecting to it, for a
     /// distributed one).
     pub async fn open_store(&self) -> anyhow::Result<Arc<dyn SessionStore>> {
-        let (backend, store) = self.open_backend().await?;
+        let (backend, mut store) = self.open_backend().await?;
+        let breaker = &self.store.circuit_breaker;
+        if breaker.failures > 0 {
+            let settings = BreakerSettings {
+                failures: breaker.failures,
+                open_for: breaker.open_for,
+            };
+            store = Arc::new(CircuitBreakerStore::new(store, settings));
+        }
+        // Outside the breaker, so that calls it fails fast count as unavailable.
         Ok(Arc::new(InstrumentedStore::new(store, backend)))
     }
 

@@ -17,6 +17,7 @@
 //! | `edge_session_store_sessions`, `edge_session_store_bytes` (where the backend can tell) | |
 //! | `edge_session_process_resident_memory_bytes` | |
 //! | `edge_session_route_reloads_total` | `route`, `result` (swapped, rejected) |
+//! | `edge_session_store_circuit_open` (1 while calls fail fast) | |
 //!
 //! Store results: `ok`, `hit` / `miss` (load, get-field, touch, delete,
 //! rename, remove-field), `created` / `exists` (insert), `not_found`,
@@ -106,6 +107,10 @@ pub fn store_operation(
         "op" => op
     )
     .record(elapsed);
+}
+
+pub fn store_circuit_open(open: bool) {
+    metrics::gauge!("edge_session_store_circuit_open").set(if open { 1.0 } else { 0.0 });
 }
 
 pub fn route_reload(route: &str, result: &'static str) {

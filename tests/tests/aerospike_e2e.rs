@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use aerospike_fixture::FixtureConfig;
 use edge_session_tests::aerospike::TestCluster;
 use edge_session_tests::flows::{self, COUNTER_COOKIE};
-use edge_session_tests::{Host, with_admin};
+use edge_session_tests::{Host, metric_sample, with_admin};
 
 const TIMEOUT: Duration = Duration::from_millis(250);
 
@@ -136,4 +136,64 @@ fn a_backend_outage_gets_503s_fast_and_the_host_recovers_on_its_own() {
     };
     assert_eq!(count, 4, "no acknowledged visit was lost");
     assert_eq!(admin.get("/readyz").status, 200);
+}
+
+#[test]
+fn a_stalled_backend_opens_the_circuit_and_a_probe_closes_it() {
+    let cluster = TestCluster::fixture(FixtureConfig::default());
+    let store = cluster.store_toml(None, TIMEOUT);
+    let config = format!(
+        "{}\n[store.circuit_breaker]\nfailures = 3\nopen_for = \"300ms\"\n",
+        with_admin(&flows::demo_config("30m", &store))
+    );
+    let host = Host::start(&config);
+    let mut visitor = host.client();
+    assert_eq!(visitor.get("/counter").json()["count"], 1);
+
+    // Each call now waits out the store timeout, until the circuit opens
+    // and calls fail at once.
+    cluster.server().set_latency(Duration::from_secs(30));
+    let mut errors = Vec::new();
+    while errors.len() < 10 {
+        let reply = visitor.get("/counter");
+        assert_eq!(reply.status, 503, "{reply:?}");
+        let error = reply.json()["error"].as_str().unwrap().to_owned();
+        let open = error.contains("circuit open");
+        errors.push(error);
+        if open {
+            break;
+        }
+    }
+    assert!(
+        errors.len() >= 3 && errors.last().unwrap().contains("circuit open"),
+        "three failures in a row open the circuit: {errors:#?}"
+    );
+    let mut admin = host.admin();
+    let not_ready = admin.get("/readyz");
+    assert_eq!(not_ready.status, 503, "{not_ready:?}");
+    let metrics = admin.get("/metrics").body;
+    assert_eq!(
+        metric_sample(&metrics, "edge_session_store_circuit_open", &[]),
+        Some(1.0),
+        "{metrics}"
+    );
+
+    cluster.server().set_latency(Duration::ZERO);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let count = loop {
+        let reply = visitor.get("/counter");
+        match reply.status {
+            200 => break reply.json()["count"].as_u64().unwrap(),
+            503 if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            _ => panic!("the circuit did not close: {reply:?}"),
+        }
+    };
+    assert_eq!(count, 2, "no visit counted twice or lost");
+    assert_eq!(admin.get("/readyz").status, 200);
+    let metrics = admin.get("/metrics").body;
+    assert_eq!(
+        metric_sample(&metrics, "edge_session_store_circuit_open", &[]),
+        Some(0.0),
+        "{metrics}"
+    );
 }

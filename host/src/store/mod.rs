@@ -31,6 +31,7 @@
 //! ```
 
 mod aerospike;
+mod breaker;
 mod embedded;
 mod encrypted;
 mod instrumented;
@@ -40,6 +41,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 
 pub use aerospike::{AerospikeConfig, AerospikeStore, ExpiryMode};
+pub use breaker::{Breaker, BreakerSettings, CircuitBreakerStore};
 pub use embedded::{Durability, EmbeddedConfig, EmbeddedStore};
 pub use encrypted::{EncryptedStore, EncryptionKeys};
 pub use instrumented::InstrumentedStore;
