@@ -11,7 +11,6 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
@@ -34,10 +33,16 @@ impl ArtifactCache {
         Some(base.join("edge-session").join("components"))
     }
 
-    /// Loads `wasm` from its artifact, compiling and storing it first when
-    /// there is none. Returns the component and whether it came from disk.
-    pub fn load(&self, engine: &Engine, wasm: &[u8]) -> anyhow::Result<(Component, bool)> {
-        let path = self.artifact_path(engine, wasm);
+    /// Loads `wasm`, whose SHA-256 is `digest`, from its artifact, compiling
+    /// and storing it first when there is none. Returns the component and
+    /// whether it came from disk.
+    pub fn load(
+        &self,
+        engine: &Engine,
+        wasm: &[u8],
+        digest: &[u8; 32],
+    ) -> anyhow::Result<(Component, bool)> {
+        let path = self.artifact_path(engine, digest);
         if path.exists() {
             // SAFETY: the file is one this cache wrote with `Component::serialize`
             // for an engine with the same compatibility hash (part of its name).
@@ -58,15 +63,14 @@ impl ArtifactCache {
         Ok((component, false))
     }
 
-    fn artifact_path(&self, engine: &Engine, wasm: &[u8]) -> PathBuf {
+    fn artifact_path(&self, engine: &Engine, digest: &[u8; 32]) -> PathBuf {
         let mut engine_hasher = DefaultHasher::new();
         engine
             .precompile_compatibility_hash()
             .hash(&mut engine_hasher);
-        let content = Sha256::digest(wasm);
         let name = format!(
             "{}-{:016x}.cwasm",
-            hex(&content[..16]),
+            hex(&digest[..16]),
             engine_hasher.finish()
         );
         self.dir.join(name)

@@ -212,7 +212,8 @@ fn compile(
 ) -> anyhow::Result<Compiled> {
     let wasm = std::fs::read(&spec.component)
         .with_context(|| format!("reading component {}", spec.component.display()))?;
-    compile_bytes(engine, cache, &wasm).with_context(|| {
+    let digest = Sha256::digest(&wasm).into();
+    compile_bytes(engine, cache, &wasm, digest).with_context(|| {
         format!(
             "compiling component {} for route {}",
             spec.component.display(),
@@ -221,19 +222,21 @@ fn compile(
     })
 }
 
+/// Compiles `wasm`, whose SHA-256 is `digest`, or loads it precompiled.
 fn compile_bytes(
     engine: &GuestEngine,
     cache: Option<&ArtifactCache>,
     wasm: &[u8],
+    digest: Digest,
 ) -> anyhow::Result<Compiled> {
     let started = Instant::now();
     let (component, cached) = match cache {
-        Some(cache) => cache.load(engine.engine(), wasm)?,
+        Some(cache) => cache.load(engine.engine(), wasm, &digest)?,
         None => (Component::new(engine.engine(), wasm)?, false),
     };
     Ok(Compiled {
         component,
-        digest: Sha256::digest(wasm).into(),
+        digest,
         cached,
         elapsed: started.elapsed(),
     })
@@ -377,7 +380,7 @@ impl Runtime {
             return Reload::Unchanged;
         }
         *tried = digest;
-        let compiled = match compile_bytes(&self.engine, self.cache.as_ref(), &wasm) {
+        let compiled = match compile_bytes(&self.engine, self.cache.as_ref(), &wasm, digest) {
             Ok(compiled) => compiled,
             Err(error) => return Reload::Rejected(error.context("compiling the component")),
         };
