@@ -25,15 +25,22 @@ pub struct Reloader {
 /// What the watcher compares between looks: a file's length and mtime.
 type Stamp = Option<(u64, SystemTime)>;
 
+/// Takes over SIGHUP, whose default action would end the process. Call it
+/// before the routes compile, so that a reload asked for during start-up
+/// waits for the [`Reloader`] rather than killing the host.
+pub fn hangup_signal() -> std::io::Result<Signal> {
+    signal(SignalKind::hangup())
+}
+
 impl Reloader {
-    /// Takes over SIGHUP at once (its default action would end the
-    /// process). `watch`: how often to look at the component files.
-    pub fn new(runtime: Arc<Runtime>, watch: Option<Duration>) -> std::io::Result<Self> {
-        Ok(Self {
+    /// `hangup` from [`hangup_signal`]; `watch`: how often to look at the
+    /// component files, if at all.
+    pub fn new(runtime: Arc<Runtime>, hangup: Signal, watch: Option<Duration>) -> Self {
+        Self {
             runtime,
-            hangup: signal(SignalKind::hangup())?,
+            hangup,
             watch,
-        })
+        }
     }
 
     /// Runs until the process ends.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use edge_session::admin::{self, Admin};
 use edge_session::config::{Config, LogFormat};
-use edge_session::reload::Reloader;
+use edge_session::reload::{self, Reloader};
 use edge_session::server;
 use tracing_subscriber::EnvFilter;
 
@@ -117,9 +117,10 @@ fn serve(path: &Path, listen: Option<std::net::SocketAddr>) -> ExitCode {
                     Some(_) => Some(edge_session::metrics::install()?),
                     None => None,
                 };
+                let hangup = reload::hangup_signal()?;
                 let store = config.open_store().await?;
                 let runtime = Arc::new(config.build_runtime(store.clone())?);
-                let reloader = Reloader::new(runtime.clone(), config.reload_watch())?;
+                let reloader = Reloader::new(runtime.clone(), hangup, config.reload_watch());
                 tokio::spawn(reloader.run());
                 let address = listen.unwrap_or(config.listen);
                 let listener = bind(address).await?;
