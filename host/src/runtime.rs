@@ -127,13 +127,7 @@ impl RuntimeBuilder {
                     spec.prefix
                 )
             })?;
-            tracing::info!(
-                route = %spec.prefix,
-                component = %spec.component.display(),
-                cached = compiled.cached,
-                elapsed = ?compiled.elapsed,
-                "route ready"
-            );
+            compiled.log(&spec.prefix, &spec.component, "route ready");
             from_cache += usize::from(compiled.cached);
             routes.push(Route {
                 prefix: spec.prefix,
@@ -200,6 +194,18 @@ struct Compiled {
     /// Whether it came from the artifact cache.
     cached: bool,
     elapsed: Duration,
+}
+
+impl Compiled {
+    fn log(&self, route: &str, component: &Path, what: &str) {
+        tracing::info!(
+            route,
+            component = %component.display(),
+            cached = self.cached,
+            elapsed = ?self.elapsed,
+            "{what}"
+        );
+    }
 }
 
 type Digest = [u8; 32];
@@ -391,13 +397,7 @@ impl Runtime {
         {
             Ok(guest) => {
                 route.guest.store(Arc::new(guest));
-                tracing::info!(
-                    route = %route.prefix,
-                    component = %route.component.display(),
-                    cached = compiled.cached,
-                    elapsed = ?compiled.elapsed,
-                    "route reloaded"
-                );
+                compiled.log(&route.prefix, &route.component, "route reloaded");
                 Reload::Swapped
             }
             Err(error) => Reload::Rejected(error.context("linking the component")),

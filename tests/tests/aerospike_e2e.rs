@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use aerospike_fixture::FixtureConfig;
 use edge_session_tests::aerospike::TestCluster;
 use edge_session_tests::flows::{self, COUNTER_COOKIE};
-use edge_session_tests::{Host, metric_sample, with_admin};
+use edge_session_tests::{Client, Host, metric_sample, with_admin};
 
 const TIMEOUT: Duration = Duration::from_millis(250);
 
@@ -79,6 +79,20 @@ fn two_hosts_share_one_backend() {
     );
 }
 
+/// The counter's count at the first visit that gets through after the
+/// backend is back (503s until then).
+fn count_once_recovered(visitor: &mut Client) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let reply = visitor.get("/counter");
+        match reply.status {
+            200 => return reply.json()["count"].as_u64().unwrap(),
+            503 if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            _ => panic!("the host did not recover: {reply:?}"),
+        }
+    }
+}
+
 #[test]
 fn a_backend_outage_gets_503s_fast_and_the_host_recovers_on_its_own() {
     let cluster = TestCluster::fixture(FixtureConfig::default());
@@ -125,15 +139,7 @@ fn a_backend_outage_gets_503s_fast_and_the_host_recovers_on_its_own() {
     );
 
     cluster.server().resume().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let count = loop {
-        let reply = visitor.get("/counter");
-        match reply.status {
-            200 => break reply.json()["count"].as_u64().unwrap(),
-            503 if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
-            _ => panic!("the host did not recover: {reply:?}"),
-        }
-    };
+    let count = count_once_recovered(&mut visitor);
     assert_eq!(count, 4, "no acknowledged visit was lost");
     assert_eq!(admin.get("/readyz").status, 200);
 }
@@ -179,15 +185,7 @@ fn a_stalled_backend_opens_the_circuit_and_a_probe_closes_it() {
     );
 
     cluster.server().set_latency(Duration::ZERO);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let count = loop {
-        let reply = visitor.get("/counter");
-        match reply.status {
-            200 => break reply.json()["count"].as_u64().unwrap(),
-            503 if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-            _ => panic!("the circuit did not close: {reply:?}"),
-        }
-    };
+    let count = count_once_recovered(&mut visitor);
     assert_eq!(count, 2, "no visit counted twice or lost");
     assert_eq!(admin.get("/readyz").status, 200);
     let metrics = admin.get("/metrics").body;
