@@ -7,12 +7,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/build-guests.sh
+scripts/build-polyglot-guests.sh
 scripts/wit-deps.sh
 
 cargo fmt --all -- --check
 cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 cargo clippy --all-targets -- -D warnings
 cargo clippy --target wasm32-wasip2 -p edge-session-guest -p counter -p cart -p faulty -- -D warnings
+cargo clippy -p componentize-c -- -D warnings
 
 # The end-to-end tests run the binary, so build it first, together with
 # the tests: one feature resolution for both, so nothing builds twice.

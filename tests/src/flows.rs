@@ -2,6 +2,7 @@
 //! e2e tests run them on the embedded store, the Aerospike tests on the
 //! Aerospike backend.
 
+use std::path::Path;
 use std::time::Duration;
 
 use crate::{BASE_CONFIG, Host, guest};
@@ -11,13 +12,11 @@ pub const COUNTER_COOKIE: &str = "__Host-sid";
 /// The shop's route names its own cookie, so that the counter's does not clash.
 pub const SHOP_COOKIE: &str = "__Host-shop_sid";
 
-/// The example guests plus the faulty test guest; `store` is TOML added
-/// to the config (empty for the embedded store).
-pub fn demo_config(counter_ttl: &str, store: &str) -> String {
+/// The routes the flows below visit: the counter app at `/counter`, the
+/// login/cart app at `/shop`, in whichever language they were written.
+pub fn app_routes(counter: &Path, cart: &Path, counter_ttl: &str) -> String {
     format!(
         r#"
-{BASE_CONFIG}
-{store}
 [[routes]]
 prefix = "/counter"
 component = "{counter}"
@@ -30,7 +29,20 @@ component = "{cart}"
 namespace = "shop"
 [routes.cookie]
 name = "shop_sid"
+"#,
+        counter = counter.display(),
+        cart = cart.display(),
+    )
+}
 
+/// The example guests plus the faulty test guest; `store` is TOML added
+/// to the config (empty for the embedded store).
+pub fn demo_config(counter_ttl: &str, store: &str) -> String {
+    format!(
+        r#"
+{BASE_CONFIG}
+{store}
+{apps}
 [[routes]]
 prefix = "/faulty"
 component = "{faulty}"
@@ -87,8 +99,8 @@ max_request_bytes = 1024
 max_response_bytes = 4096
 max_concurrency = 2
 "#,
+        apps = app_routes(&guest("counter"), &guest("cart"), counter_ttl),
         counter = guest("counter").display(),
-        cart = guest("cart").display(),
         faulty = guest("faulty").display(),
     )
 }
