@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 
 scripts/setup.sh
 cargo build --profile guest --target wasm32-wasip2 \
-    -p counter -p cart -p faulty
+    -p counter -p cart -p faulty -p hello

@@ -1,0 +1,295 @@
+//! The processes a row needs: the server under test, started as a child on a
+//! free loopback port, and the session backend it uses (redis-server, the
+//! Aerospike test server or a real cluster).
+//!
+//! Every server under test prints `listening on http://ADDR` as its first
+//! line on stdout, edge-session and the native comparator alike; its memory
+//! is read from `/proc/PID/status` after the run.
+
+use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use aerospike_fixture::{AerospikeFixture, FixtureConfig};
+use anyhow::{Context, Result, bail};
+
+/// Compiling a large (JS, Python) component without the cache takes a while.
+const START_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// Where the build put the binaries and the guests: the bench binary runs
+/// from `target/release/`, next to `edge-session`.
+pub struct Layout {
+    release_dir: PathBuf,
+}
+
+impl Layout {
+    pub fn of_current_exe() -> Result<Self> {
+        let exe = std::env::current_exe()?;
+        let release_dir = exe.parent().context("the bench binary's directory")?;
+        Ok(Self {
+            release_dir: release_dir.to_owned(),
+        })
+    }
+
+    pub fn host_binary(&self) -> Result<PathBuf> {
+        let path = self.release_dir.join("edge-session");
+        if !path.is_file() {
+            bail!(
+                "{} is missing: build it with `cargo build --release -p edge-session`",
+                path.display()
+            );
+        }
+        Ok(path)
+    }
+
+    /// A guest component (`counter`, `hello`, `counter-js`, …).
+    pub fn guest(&self, name: &str) -> PathBuf {
+        self.release_dir
+            .join("../wasm32-wasip2/guest")
+            .join(format!("{name}.wasm"))
+    }
+
+    /// The bench's working directory: configs, data and logs of each row,
+    /// and the hosts' shared cache of precompiled components.
+    pub fn work_dir(&self) -> PathBuf {
+        self.release_dir.join("../bench")
+    }
+}
+
+/// A server under test, running as a child process until dropped.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    log: PathBuf,
+}
+
+impl Server {
+    /// Runs `command` with its stderr in `log` and waits for its
+    /// `listening on` line.
+    pub fn start(mut command: Command, log: &Path) -> Result<Self> {
+        let stderr = std::fs::File::create(log)?;
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .with_context(|| format!("starting {command:?}"))?;
+        let stdout = child.stdout.take().context("piped stdout")?;
+        let (line_tx, line_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            // Read on, so that the child never blocks on a full pipe.
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = line_tx.send(line);
+            }
+        });
+        let mut server = Self {
+            child,
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            log: log.to_owned(),
+        };
+        let line = line_rx.recv_timeout(START_TIMEOUT).map_err(|_| {
+            anyhow::anyhow!("the server did not start; its log:\n{}", server.log_tail())
+        })?;
+        server.addr = line
+            .strip_prefix("listening on http://")
+            .with_context(|| format!("unexpected first line {line:?}"))?
+            .parse()?;
+        Ok(server)
+    }
+
+    /// The server's resident memory, in bytes (`VmRSS`).
+    pub fn rss_bytes(&self) -> Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let kib: u64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|value| value.trim().strip_suffix("kB"))
+            .context("no VmRSS in /proc/PID/status")?
+            .trim()
+            .parse()?;
+        Ok(kib * 1024)
+    }
+
+    /// The last lines the server wrote to stderr, for error messages.
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Where an edge-session host keeps its sessions.
+pub enum EdgeStore<'a> {
+    /// The embedded store, in the row's data directory.
+    Embedded,
+    Aerospike(&'a AerospikeCluster),
+}
+
+/// An edge-session host serving `guest` at `/count`, with its config, data
+/// and log in `dir`. `sessions`: whether the route gets a session namespace.
+pub fn edge_session(
+    layout: &Layout,
+    guest: &Path,
+    sessions: bool,
+    store: EdgeStore,
+    dir: &Path,
+) -> Result<Server> {
+    let store = match store {
+        EdgeStore::Embedded => format!(
+            "[store.embedded]\npath = {:?}\n",
+            dir.join("sessions").display().to_string()
+        ),
+        EdgeStore::Aerospike(cluster) => cluster.store_toml(),
+    };
+    let route_sessions = if sessions {
+        "namespace = \"bench\"\ndefault_ttl = \"30m\"\n\n[routes.cookie]\nsecure = false\n"
+    } else {
+        ""
+    };
+    let config = format!(
+        "[engine]\ncache_dir = {cache:?}\n\n{store}\n[[routes]]\nprefix = \"/count\"\ncomponent = {guest:?}\n{route_sessions}",
+        cache = layout
+            .work_dir()
+            .join("artifact-cache")
+            .display()
+            .to_string(),
+        guest = guest.display().to_string(),
+    );
+    let config_path = dir.join("edge.toml");
+    std::fs::write(&config_path, config)?;
+    let mut command = Command::new(layout.host_binary()?);
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config_path)
+        .env("RUST_LOG", "warn");
+    Server::start(command, &dir.join("server.log"))
+}
+
+/// The native comparator (`edge-session-bench native`) with `store_arg`
+/// (`memory` or a `redis://` URL), its log in `dir`.
+pub fn native(store_arg: &str, dir: &Path) -> Result<Server> {
+    let mut command = Command::new(std::env::current_exe()?);
+    command.args(["native", "--listen", "127.0.0.1:0", "--store", store_arg]);
+    Server::start(command, &dir.join("server.log"))
+}
+
+/// A local redis-server on a free port, with append-only persistence
+/// fsynced every second (the durability of edge-session's embedded store),
+/// its files in `dir`. Stopped when dropped.
+pub struct RedisServer {
+    child: Child,
+    port: u16,
+}
+
+impl RedisServer {
+    pub fn start(dir: &Path) -> Result<Self> {
+        let port = free_port()?;
+        let log = std::fs::File::create(dir.join("redis.log"))?;
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+            ])
+            .arg("--dir")
+            .arg(dir)
+            .stdout(log)
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting redis-server (scripts/bench.sh installs it)")?;
+        let redis = Self { child, port };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
+            if Instant::now() > deadline {
+                bail!("redis-server did not listen on port {port} within 10 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(redis)
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The Aerospike cluster of row 4: the real one named by `AEROSPIKE_HOSTS`
+/// (`host:port[,host:port]`, namespace `AEROSPIKE_NAMESPACE` or `test`), or
+/// else the in-repo test server, in this process, for as long as this lives.
+pub struct AerospikeCluster {
+    /// Serves until dropped.
+    _fixture: Option<AerospikeFixture>,
+    hosts: String,
+    namespace: String,
+}
+
+impl AerospikeCluster {
+    pub fn from_env() -> Result<Self> {
+        match real_hosts() {
+            Some(hosts) => Ok(Self {
+                _fixture: None,
+                hosts,
+                namespace: std::env::var("AEROSPIKE_NAMESPACE").unwrap_or_else(|_| "test".into()),
+            }),
+            None => {
+                let fixture = AerospikeFixture::start(FixtureConfig::default())
+                    .context("starting the Aerospike test server")?;
+                Ok(Self {
+                    hosts: fixture.hosts(),
+                    namespace: "test".into(),
+                    _fixture: Some(fixture),
+                })
+            }
+        }
+    }
+
+    /// Which cluster [`from_env`](Self::from_env) picks, for the table.
+    pub fn describe_target() -> String {
+        match real_hosts() {
+            Some(hosts) => format!("cluster at {hosts}"),
+            None => "in-repo test server".to_owned(),
+        }
+    }
+
+    fn store_toml(&self) -> String {
+        let hosts: Vec<String> = self.hosts.split(',').map(|h| format!("{h:?}")).collect();
+        format!(
+            "[store]\nbackend = \"aerospike\"\n\n[store.aerospike]\nhosts = [{}]\nnamespace = {:?}\nset = \"edge-session-bench\"\n",
+            hosts.join(", "),
+            self.namespace,
+        )
+    }
+}
+
+/// The real cluster's seed hosts, when `AEROSPIKE_HOSTS` names one.
+fn real_hosts() -> Option<String> {
+    std::env::var("AEROSPIKE_HOSTS")
+        .ok()
+        .filter(|hosts| !hosts.is_empty())
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
+}
