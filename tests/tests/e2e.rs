@@ -155,6 +155,31 @@ fn guest_faults_end_only_their_own_request() {
 }
 
 #[test]
+fn every_request_finds_its_guest_memory_as_new() {
+    let host = Host::start(&demo_config("30m"));
+    // Slots are reused (reset in place or remapped): after requests that
+    // scribbled on their statics, and one that filled its memory to the cap
+    // and trapped, each instance still starts from the component's image.
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let mut client = host.client();
+            std::thread::spawn(move || {
+                for _ in 0..25 {
+                    assert_eq!(client.get("/faulty/remember").body, "41 0\n");
+                }
+                assert_eq!(client.get("/faulty/alloc").status, 500);
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    for _ in 0..10 {
+        assert_eq!(host.client().get("/faulty/remember").body, "41 0\n");
+    }
+}
+
+#[test]
 fn routes_without_a_namespace_have_no_session_access() {
     let host = Host::start(&demo_config("30m"));
     let reply = host.client().get("/no-sessions/session");

@@ -13,6 +13,8 @@
 //!   or the value of one;
 //! - `/read?path=P`, `/write?path=P`: reads or tries to write a file;
 //! - `/big?kb=N`: answers with N KiB (client-disconnect tests);
+//! - `/remember`: reports what it finds in its statics, then scribbles on
+//!   them: a fresh instance finds `41` and `0` (see [`remember`]);
 //! - `/print`: writes to stdout and stderr, answers with its request id;
 //! - `/late-start`: sends its response head, then tries `current::start`
 //!   and writes the outcome into the body;
@@ -90,6 +92,7 @@ impl edge_session_guest::Handler for Faulty {
                 let id = request.header("x-request-id").unwrap_or("none");
                 Response::text(200, &format!("request {id}\n"))
             }
+            "remember" => remember(),
             "big" => {
                 let kb = query_number(&request, "kb").unwrap_or(1024);
                 Response::new(200, vec![b'x'; kb as usize * 1024])
@@ -100,6 +103,23 @@ impl edge_session_guest::Handler for Faulty {
 }
 
 /// Sends the response head, then tries to start a session.
+/// An initialized static (in the component's data image) and a zeroed one
+/// (beyond it), both written by every request: what the next request finds
+/// in them shows whether its memory was reset, however the host reuses the
+/// slot.
+fn remember() -> Response {
+    use std::sync::Mutex;
+    static SEEN: Mutex<u64> = Mutex::new(41);
+    static SCRATCH: Mutex<[u8; 256 * 1024]> = Mutex::new([0; 256 * 1024]);
+    let mut seen = SEEN.lock().unwrap();
+    let mut scratch = SCRATCH.lock().unwrap();
+    let dirty = scratch.iter().filter(|&&byte| byte != 0).count();
+    let reply = format!("{} {dirty}\n", *seen);
+    *seen += 1;
+    scratch.fill(0xff);
+    Response::text(200, &reply)
+}
+
 fn late_start(out: ResponseOutparam) {
     use wasip2::http::types::{Fields, OutgoingBody, OutgoingResponse};
     let response = OutgoingResponse::new(Fields::new());
