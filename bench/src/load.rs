@@ -197,6 +197,26 @@ pub async fn session_count(addr: SocketAddr, path: &str, cookie: &HeaderValue) -
         .with_context(|| format!("GET {path} answered {body}, without a count"))
 }
 
+/// Sends `count` requests for `path` one after another over one connection
+/// and returns how long each took.
+pub async fn sequential_times(addr: SocketAddr, path: &str, count: usize) -> Result<Vec<Duration>> {
+    let mut connection = Connection::open(addr).await?;
+    let mut times = Vec::with_capacity(count);
+    for _ in 0..count {
+        let sent = Instant::now();
+        let reply = connection.get(path, None).await?;
+        if !reply.status.is_success() {
+            bail!(
+                "GET {path} answered {}: {}",
+                reply.status,
+                String::from_utf8_lossy(&reply.body)
+            );
+        }
+        times.push(sent.elapsed());
+    }
+    Ok(times)
+}
+
 /// Runs `workload` over `connections` connections for `duration`.
 pub async fn run(workload: &Workload, connections: usize, duration: Duration) -> Result<Outcome> {
     let started = Instant::now();

@@ -4,6 +4,7 @@
 //! generator, the whole table twice. `scripts/bench.sh` builds everything
 //! and runs it; see the README's "Performance" section.
 
+mod calls;
 mod load;
 mod native;
 mod rows;
@@ -61,7 +62,8 @@ struct RunArgs {
     /// How many times the whole table is measured.
     #[arg(long, default_value_t = 2)]
     passes: usize,
-    /// Only these rows (e.g. `1,2,3a`); default all.
+    /// Only these rows (e.g. `1,2,3a`, and `calls` for the cost of one
+    /// guest→host call); default all.
     #[arg(long, value_delimiter = ',')]
     rows: Vec<String>,
 }
@@ -123,6 +125,21 @@ fn run(args: &RunArgs) -> Result<()> {
             load_average()
         );
         table::print_pass(&results, &settings);
+    }
+    if args.rows.is_empty() || args.rows.iter().any(|id| id == "calls") {
+        eprintln!("the cost of one guest→host call");
+        match calls::per_call(&layout, &runtime) {
+            Ok(cost) => println!(
+                "\none guest→host call (get-field, embedded store): {:.2} µs (target < 2 µs: {})",
+                cost.as_secs_f64() * 1e6,
+                if cost < Duration::from_micros(2) {
+                    "met"
+                } else {
+                    "missed"
+                }
+            ),
+            Err(error) => eprintln!("measuring one guest→host call failed: {error:#}"),
+        }
     }
     Ok(())
 }

@@ -13,6 +13,9 @@
 //!   or the value of one;
 //! - `/read?path=P`, `/write?path=P`: reads or tries to write a file;
 //! - `/big?kb=N`: answers with N KiB (client-disconnect tests);
+//! - `/calls?n=N`: creates a session, reads one of its fields N times with
+//!   the raw WIT call, deletes it (the benchmark's cost of one guest→host
+//!   call: the difference between N = 0 and a large N);
 //! - `/remember`: reports what it finds in its statics, then scribbles on
 //!   them: a fresh instance finds `41` and `0` (see [`remember`]);
 //! - `/print`: writes to stdout and stderr, answers with its request id;
@@ -92,6 +95,7 @@ impl edge_session_guest::Handler for Faulty {
                 let id = request.header("x-request-id").unwrap_or("none");
                 Response::text(200, &format!("request {id}\n"))
             }
+            "calls" => calls(query_number(&request, "n").unwrap_or(0)),
             "remember" => remember(),
             "big" => {
                 let kb = query_number(&request, "kb").unwrap_or(1024);
@@ -103,6 +107,20 @@ impl edge_session_guest::Handler for Faulty {
 }
 
 /// Sends the response head, then tries to start a session.
+fn calls(n: u64) -> Response {
+    use edge_session_guest::raw::sessions as wit;
+    let outcome = sessions::create(&serde_json_object(), None).and_then(|id| {
+        for _ in 0..n {
+            std::hint::black_box(wit::get_field(&id, "n")?);
+        }
+        sessions::delete(&id)
+    });
+    match outcome {
+        Ok(_) => Response::text(200, &format!("{n} calls\n")),
+        Err(error) => Response::text(error.status(), &format!("{error:?}\n")),
+    }
+}
+
 /// An initialized static (in the component's data image) and a zeroed one
 /// (beyond it), both written by every request: what the next request finds
 /// in them shows whether its memory was reset, however the host reuses the
