@@ -186,6 +186,8 @@ fn routes_without_a_namespace_have_no_session_access() {
     assert_eq!(reply.status, 403);
     assert!(reply.body.contains("AccessDenied"), "{reply:?}");
     assert_eq!(host.client().get("/faulty/session").status, 200);
+    // The benchmark's many-calls request (see bench/src/calls.rs).
+    assert_eq!(host.client().get("/faulty/calls?n=3").body, "3 calls\n");
 }
 
 #[test]
