@@ -8,6 +8,7 @@ mod calls;
 mod load;
 mod native;
 mod rows;
+mod scale;
 mod servers;
 mod table;
 
@@ -66,6 +67,10 @@ struct RunArgs {
     /// guest→host call); default all.
     #[arg(long, value_delimiter = ',')]
     rows: Vec<String>,
+    /// Scale runs: the counter among this many stored sessions of ~1 KiB
+    /// each (e.g. `10000,100000,1000000`); none by default.
+    #[arg(long, value_delimiter = ',')]
+    scale: Vec<usize>,
 }
 
 fn main() -> Result<()> {
@@ -125,6 +130,9 @@ fn run(args: &RunArgs) -> Result<()> {
             load_average()
         );
         table::print_pass(&results, &settings);
+    }
+    if !args.scale.is_empty() {
+        scale::run(&layout, &settings, &runtime, &args.scale)?;
     }
     if args.rows.is_empty() || args.rows.iter().any(|id| id == "calls") {
         eprintln!("the cost of one guest→host call");

@@ -168,7 +168,14 @@ impl Row {
                 } else {
                     EdgeStore::Embedded
                 };
-                servers::edge_session(layout, &layout.guest(guest), sessions, store, dir.path())?
+                servers::edge_session(
+                    layout,
+                    &layout.guest(guest),
+                    sessions,
+                    store,
+                    dir.path(),
+                    "",
+                )?
             }
             Subject::Native { redis } => {
                 let store = if redis {

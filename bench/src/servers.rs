@@ -136,12 +136,14 @@ pub enum EdgeStore<'a> {
 
 /// An edge-session host serving `guest` at `/count`, with its config, data
 /// and log in `dir`. `sessions`: whether the route gets a session namespace.
+/// `more_routes`: further `[[routes]]` tables for the config.
 pub fn edge_session(
     layout: &Layout,
     guest: &Path,
     sessions: bool,
     store: EdgeStore,
     dir: &Path,
+    more_routes: &str,
 ) -> Result<Server> {
     let store = match store {
         EdgeStore::Embedded => format!(
@@ -156,7 +158,7 @@ pub fn edge_session(
         ""
     };
     let config = format!(
-        "[engine]\ncache_dir = {cache:?}\n\n{store}\n[[routes]]\nprefix = \"/count\"\ncomponent = {guest:?}\n{route_sessions}",
+        "[engine]\ncache_dir = {cache:?}\n\n{store}\n[[routes]]\nprefix = \"/count\"\ncomponent = {guest:?}\n{route_sessions}\n{more_routes}",
         cache = layout
             .work_dir()
             .join("artifact-cache")

@@ -16,6 +16,8 @@
 //! - `/calls?n=N`: creates a session, reads one of its fields N times with
 //!   the raw WIT call, deletes it (the benchmark's cost of one guest→host
 //!   call: the difference between N = 0 and a large N);
+//! - `/fill?n=N`: creates N sessions of about 1 KiB each (the benchmark's
+//!   scale runs);
 //! - `/remember`: reports what it finds in its statics, then scribbles on
 //!   them: a fresh instance finds `41` and `0` (see [`remember`]);
 //! - `/print`: writes to stdout and stderr, answers with its request id;
@@ -96,6 +98,7 @@ impl edge_session_guest::Handler for Faulty {
                 Response::text(200, &format!("request {id}\n"))
             }
             "calls" => calls(query_number(&request, "n").unwrap_or(0)),
+            "fill" => fill(query_number(&request, "n").unwrap_or(1)),
             "remember" => remember(),
             "big" => {
                 let kb = query_number(&request, "kb").unwrap_or(1024);
@@ -119,6 +122,16 @@ fn calls(n: u64) -> Response {
         Ok(_) => Response::text(200, &format!("{n} calls\n")),
         Err(error) => Response::text(error.status(), &format!("{error:?}\n")),
     }
+}
+
+fn fill(n: u64) -> Response {
+    let data = std::collections::BTreeMap::from([("pad", "x".repeat(1000))]);
+    for _ in 0..n {
+        if let Err(error) = sessions::create(&data, None) {
+            return Response::text(error.status(), &format!("{error:?}\n"));
+        }
+    }
+    Response::text(200, &format!("{n} sessions\n"))
 }
 
 /// An initialized static (in the component's data image) and a zeroed one
