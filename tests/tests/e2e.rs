@@ -188,6 +188,8 @@ fn routes_without_a_namespace_have_no_session_access() {
     assert_eq!(host.client().get("/faulty/session").status, 200);
     // The benchmark's many-calls request (see bench/src/calls.rs).
     assert_eq!(host.client().get("/faulty/calls?n=3").body, "3 calls\n");
+    // And its scale runs' filler (see bench/src/scale.rs).
+    assert_eq!(host.client().get("/faulty/fill?n=2").body, "2 sessions\n");
 }
 
 #[test]
