@@ -20,11 +20,7 @@ const REQUESTS: usize = 200;
 
 /// The median cost of one `get-field` call, guest to host and back.
 pub fn per_call(layout: &Layout, runtime: &Runtime) -> Result<Duration> {
-    let work_dir = layout.work_dir();
-    std::fs::create_dir_all(&work_dir)?;
-    let dir = tempfile::Builder::new()
-        .prefix("calls-")
-        .tempdir_in(&work_dir)?;
+    let dir = layout.scratch_dir("calls-")?;
     let guest = layout.guest("faulty");
     let server = servers::edge_session(layout, &guest, true, EdgeStore::Embedded, dir.path(), "")?;
     let median = |path: String| -> Result<Duration> {

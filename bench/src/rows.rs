@@ -149,11 +149,7 @@ impl Row {
         settings: &Settings,
         runtime: &Runtime,
     ) -> Result<Measurement> {
-        let work_dir = layout.work_dir();
-        std::fs::create_dir_all(&work_dir)?;
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("row-{}-", self.id))
-            .tempdir_in(&work_dir)?;
+        let dir = layout.scratch_dir(&format!("row-{}-", self.id))?;
         // Backends live until the end of the row; the server, declared
         // after them, stops first.
         let (mut redis_server, mut cluster) = (None, None);

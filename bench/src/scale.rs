@@ -34,11 +34,7 @@ pub fn run(layout: &Layout, settings: &Settings, runtime: &Runtime, sizes: &[usi
     );
     for &size in sizes {
         eprintln!("scale: {size} sessions");
-        let work_dir = layout.work_dir();
-        std::fs::create_dir_all(&work_dir)?;
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("scale-{size}-"))
-            .tempdir_in(&work_dir)?;
+        let dir = layout.scratch_dir(&format!("scale-{size}-"))?;
         let filler = format!(
             "[[routes]]\nprefix = \"/fill\"\ncomponent = {:?}\nnamespace = \"fill\"\ndefault_ttl = \"1h\"\n",
             layout.guest("faulty").display().to_string()

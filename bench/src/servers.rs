@@ -57,6 +57,16 @@ impl Layout {
     pub fn work_dir(&self) -> PathBuf {
         self.release_dir.join("../bench")
     }
+
+    /// A fresh directory in the work directory for one measurement's config,
+    /// data and logs, removed when dropped.
+    pub fn scratch_dir(&self, prefix: &str) -> Result<tempfile::TempDir> {
+        let work_dir = self.work_dir();
+        std::fs::create_dir_all(&work_dir)?;
+        Ok(tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir_in(&work_dir)?)
+    }
 }
 
 /// A server under test, running as a child process until dropped.
