@@ -22,7 +22,15 @@ const REQUESTS: usize = 200;
 pub fn per_call(layout: &Layout, runtime: &Runtime) -> Result<Duration> {
     let dir = layout.scratch_dir("calls-")?;
     let guest = layout.guest("faulty");
-    let server = servers::edge_session(layout, &guest, true, EdgeStore::Embedded, dir.path(), "")?;
+    let server = servers::edge_session(
+        layout,
+        &guest,
+        true,
+        "",
+        EdgeStore::Embedded,
+        dir.path(),
+        "",
+    )?;
     let median = |path: String| -> Result<Duration> {
         let mut times = runtime.block_on(load::sequential_times(server.addr, &path, REQUESTS))?;
         times.sort();

@@ -21,6 +21,8 @@ enum Subject {
         /// Whether the route has sessions (the hello guest needs none).
         sessions: bool,
         aerospike: bool,
+        /// Whether the route reuses instances (`reuse_instances`).
+        reuse: bool,
     },
     /// The axum + tower-sessions comparator.
     Native { redis: bool },
@@ -53,6 +55,13 @@ pub fn all() -> Vec<Row> {
         guest,
         sessions,
         aerospike,
+        reuse: false,
+    };
+    let reusing = |guest| Subject::EdgeSession {
+        guest,
+        sessions: true,
+        aerospike: false,
+        reuse: true,
     };
     vec![
         row(
@@ -97,6 +106,21 @@ pub fn all() -> Vec<Row> {
             "5c",
             "edge-session, counter (C), embedded",
             edge("counter-c", true, false),
+        ),
+        row(
+            "1-reuse",
+            "edge-session, counter (Rust), embedded, instances reused",
+            reusing("counter"),
+        ),
+        row(
+            "5py-reuse",
+            "edge-session, counter (Python), embedded, instances reused",
+            reusing("counter-py"),
+        ),
+        row(
+            "5c-reuse",
+            "edge-session, counter (C), embedded, instances reused",
+            reusing("counter-c"),
         ),
     ]
 }
@@ -158,6 +182,7 @@ impl Row {
                 guest,
                 sessions,
                 aerospike,
+                reuse,
             } => {
                 let store = if aerospike {
                     EdgeStore::Aerospike(cluster.insert(AerospikeCluster::from_env()?))
@@ -168,6 +193,11 @@ impl Row {
                     layout,
                     &layout.guest(guest),
                     sessions,
+                    if reuse {
+                        "reuse_instances = true\n"
+                    } else {
+                        ""
+                    },
                     store,
                     dir.path(),
                     "",

@@ -44,6 +44,7 @@ pub fn run(layout: &Layout, settings: &Settings, runtime: &Runtime, sizes: &[usi
             layout,
             &counter,
             true,
+            "",
             EdgeStore::Embedded,
             dir.path(),
             &filler,

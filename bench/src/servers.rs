@@ -146,11 +146,13 @@ pub enum EdgeStore<'a> {
 
 /// An edge-session host serving `guest` at `/count`, with its config, data
 /// and log in `dir`. `sessions`: whether the route gets a session namespace.
-/// `more_routes`: further `[[routes]]` tables for the config.
+/// `route_keys`: more TOML keys for that route. `more_routes`: further
+/// `[[routes]]` tables for the config.
 pub fn edge_session(
     layout: &Layout,
     guest: &Path,
     sessions: bool,
+    route_keys: &str,
     store: EdgeStore,
     dir: &Path,
     more_routes: &str,
@@ -168,7 +170,7 @@ pub fn edge_session(
         ""
     };
     let config = format!(
-        "[engine]\ncache_dir = {cache:?}\n\n{store}\n[[routes]]\nprefix = \"/count\"\ncomponent = {guest:?}\n{route_sessions}\n{more_routes}",
+        "[engine]\ncache_dir = {cache:?}\n\n{store}\n[[routes]]\nprefix = \"/count\"\ncomponent = {guest:?}\n{route_keys}{route_sessions}\n{more_routes}",
         cache = layout
             .work_dir()
             .join("artifact-cache")

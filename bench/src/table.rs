@@ -13,7 +13,7 @@ const LATENCY_TARGETS: [(&str, f64); 2] = [("1", 1.0), ("4", 1.5)];
 pub fn print_pass(results: &[(&Row, RowResult)], settings: &Settings) {
     let (many, few) = (settings.connections, settings.latency_connections);
     println!(
-        "{:<4} {:<62} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7}",
+        "{:<9} {:<62} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7}",
         "row",
         "server",
         format!("req/s@{many}"),
@@ -27,7 +27,7 @@ pub fn print_pass(results: &[(&Row, RowResult)], settings: &Settings) {
     for (row, result) in results {
         match result {
             RowResult::Measured(m) => println!(
-                "{:<4} {:<62} {:>9.0} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.1} {:>7}",
+                "{:<9} {:<62} {:>9.0} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.1} {:>7}",
                 row.id,
                 row.name,
                 m.throughput.requests_per_second(),
@@ -38,9 +38,9 @@ pub fn print_pass(results: &[(&Row, RowResult)], settings: &Settings) {
                 m.rss_bytes as f64 / (1024.0 * 1024.0),
                 m.throughput.tally.failed + m.latency.tally.failed,
             ),
-            RowResult::Skipped(why) => println!("{:<4} {:<62} skipped: {why}", row.id, row.name),
+            RowResult::Skipped(why) => println!("{:<9} {:<62} skipped: {why}", row.id, row.name),
             RowResult::Failed(error) => {
-                println!("{:<4} {:<62} FAILED: {error:#}", row.id, row.name)
+                println!("{:<9} {:<62} FAILED: {error:#}", row.id, row.name)
             }
         }
     }

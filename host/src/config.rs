@@ -458,6 +458,13 @@ pub struct RouteSection {
     pub max_response_bytes: u64,
     #[serde(default = "default_max_concurrency")]
     pub max_concurrency: usize,
+    /// Keep instances between requests: faster, but a request sees what
+    /// earlier ones left in the guest's memory.
+    #[serde(default)]
+    pub reuse_instances: bool,
+    /// With `reuse_instances`, how many idle instances the route keeps.
+    #[serde(default = "default_max_idle_instances")]
+    pub max_idle_instances: usize,
     /// Absolute timeout of `current` sessions.
     #[serde(default = "default_max_lifetime", deserialize_with = "duration")]
     pub max_lifetime: Duration,
@@ -532,6 +539,9 @@ fn default_max_response_bytes() -> u64 {
 }
 fn default_max_concurrency() -> usize {
     GuestLimits::default().max_concurrency
+}
+fn default_max_idle_instances() -> usize {
+    8
 }
 fn default_max_lifetime() -> Duration {
     SessionPolicy::new("").max_lifetime
@@ -697,6 +707,8 @@ impl Config {
             problems.push(error("routes", "add at least one [[routes]] table"));
         }
         let mut prefixes = HashSet::new();
+        // Idle instances hold pool slots: the routes' together are capped.
+        let (mut idle_instances, idle_cap) = (0, self.engine.max_instances as usize / 2);
         for (i, route) in self.routes.iter().enumerate() {
             let field = |name: &str| format!("routes[{i}].{name}");
             note(
@@ -801,6 +813,25 @@ impl Config {
                     field("max_concurrency"),
                     "must be at least 1 and at most engine.max_instances",
                 ));
+            }
+            if route.reuse_instances {
+                if route.max_idle_instances == 0 || route.max_idle_instances > route.max_concurrency
+                {
+                    problems.push(error(
+                        field("max_idle_instances"),
+                        "must be at least 1 and at most the route's max_concurrency",
+                    ));
+                }
+                let before = idle_instances;
+                idle_instances += route.max_idle_instances;
+                // Reported once, at the route that crosses the cap.
+                if before <= idle_cap && idle_instances > idle_cap {
+                    problems.push(error(
+                        field("max_idle_instances"),
+                        "idle instances of all routes together must stay within half of \
+                         engine.max_instances, which the other requests need",
+                    ));
+                }
             }
         }
         problems
@@ -956,6 +987,11 @@ impl Config {
                     max_request_bytes: route.max_request_bytes,
                     max_response_bytes: route.max_response_bytes,
                     max_concurrency: route.max_concurrency,
+                    max_idle_instances: if route.reuse_instances {
+                        route.max_idle_instances
+                    } else {
+                        0
+                    },
                 },
             })
             .collect()
@@ -1073,6 +1109,42 @@ mod tests {
         assert_eq!(config.routes[0].default_ttl, Duration::from_secs(1800));
         assert_eq!(config.store.backend, Backend::Embedded);
         assert!(config.store.embedded.path.ends_with("data/sessions"));
+    }
+
+    #[test]
+    fn instance_reuse_is_opt_in_and_idle_instances_are_capped() {
+        let idle = |text: &str| {
+            parse(text).unwrap().route_specs()[0]
+                .limits
+                .max_idle_instances
+        };
+        assert_eq!(idle(ROUTE), 0);
+        assert_eq!(idle(&format!("{ROUTE}max_idle_instances = 3")), 0);
+        assert_eq!(idle(&format!("{ROUTE}reuse_instances = true")), 8);
+        assert_eq!(
+            idle(&format!(
+                "{ROUTE}reuse_instances = true\nmax_idle_instances = 3"
+            )),
+            3
+        );
+        for bad in ["0", "101"] {
+            assert_eq!(
+                field_of(&format!(
+                    "{ROUTE}reuse_instances = true\nmax_idle_instances = {bad}"
+                )),
+                "routes[0].max_idle_instances"
+            );
+        }
+        // Two routes' idle instances, 4 each, pass half of 10 at the second.
+        let reusing =
+            format!("{ROUTE}max_concurrency = 4\nreuse_instances = true\nmax_idle_instances = 4\n");
+        assert_eq!(
+            field_of(&format!(
+                "[engine]\nmax_instances = 10\n{reusing}{}",
+                reusing.replace("/app", "/other")
+            )),
+            "routes[1].max_idle_instances"
+        );
     }
 
     /// The field named by the one problem in `text`.

@@ -2,14 +2,15 @@
 //!
 //! Every request gets a fresh instance in a fresh wasmtime store: nothing a
 //! guest does can leak into the next request. The component is linked once
-//! ([`ProxyPre`]) so that instantiating is cheap. The guest sees no
-//! filesystem, environment, sockets or outgoing HTTP; its memory is capped
-//! and its run time bounded. A trap, a timeout or a missing response ends
+//! ([`ProxyPre`]) so that instantiating is cheap. (A route may trade that
+//! isolation for speed and reuse instances: [`crate::idle_instances`].) The
+//! guest sees no filesystem, environment, sockets or outgoing HTTP; its
+//! memory is capped and its run time bounded. A trap, a timeout or a missing response ends
 //! only this request, as a 500 or 504.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -19,7 +20,6 @@ use tokio::sync::{Semaphore, oneshot};
 use tracing::Instrument;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, PoolConcurrencyLimitError, Store, StoreLimits, StoreLimitsBuilder, Trap};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
@@ -29,12 +29,11 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::body_limit::{LimitedBody, declared_length};
 use crate::current_host::RequestSession;
 use crate::engine::deadline_ticks;
+use crate::guest_output::GuestOutput;
+use crate::idle_instances::IdleInstances;
 use crate::outgoing_http::OutgoingHttp;
 use crate::sessions_host::{SessionImports, SessionPolicy, SessionsContext};
 use crate::store::SessionStore;
-
-/// Bytes of a guest's stderr kept for the host log, per request.
-const OUTPUT_CAPTURE_BYTES: usize = 4096;
 
 /// Marks a request that arrived over TLS: its guest sees the `https` scheme.
 #[derive(Clone, Copy, Debug)]
@@ -66,6 +65,9 @@ pub struct GuestLimits {
     /// Instances of this route running at once; more requests get a 503
     /// with `Retry-After` at once (never an unbounded queue).
     pub max_concurrency: usize,
+    /// Instances kept after a request to serve later ones; 0 (the default)
+    /// runs every request in a fresh instance.
+    pub max_idle_instances: usize,
 }
 
 impl Default for GuestLimits {
@@ -76,21 +78,32 @@ impl Default for GuestLimits {
             max_request_bytes: 1024 * 1024,
             max_response_bytes: 8 * 1024 * 1024,
             max_concurrency: 100,
+            max_idle_instances: 0,
         }
     }
 }
 
-/// The data of one request's wasmtime store.
-pub struct RequestState {
+/// The data of an instance's wasmtime store: one request's, or on a route
+/// that reuses instances, each request's in turn (only the session context
+/// changes between them).
+pub struct InstanceState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     hooks: OutgoingHttp,
     table: ResourceTable,
     limits: StoreLimits,
     sessions: SessionsContext,
+    output: GuestOutput,
 }
 
-impl WasiView for RequestState {
+impl InstanceState {
+    /// Host resources (streams, requests, …) the guest holds handles to.
+    pub(crate) fn resources_held(&mut self) -> usize {
+        self.table.iter_mut().count()
+    }
+}
+
+impl WasiView for InstanceState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
             ctx: &mut self.wasi,
@@ -99,7 +112,7 @@ impl WasiView for RequestState {
     }
 }
 
-impl WasiHttpView for RequestState {
+impl WasiHttpView for InstanceState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
         WasiHttpCtxView {
             ctx: &mut self.http,
@@ -111,8 +124,8 @@ impl WasiHttpView for RequestState {
 
 /// Builds the linker every guest is linked against: WASI (with all
 /// capabilities withheld by each request's context), wasi:http and sessions.
-pub fn linker(engine: &Engine) -> anyhow::Result<Linker<RequestState>> {
-    let mut linker = Linker::<RequestState>::new(engine);
+pub fn linker(engine: &Engine) -> anyhow::Result<Linker<InstanceState>> {
+    let mut linker = Linker::<InstanceState>::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     SessionImports::add_to_linker::<_, HasSelf<SessionsContext>>(&mut linker, |state| {
@@ -124,22 +137,24 @@ pub fn linker(engine: &Engine) -> anyhow::Result<Linker<RequestState>> {
 /// Links a component against the handler world; fails when it does not fit
 /// (for example it imports something the host does not provide).
 pub fn link(
-    linker: &Linker<RequestState>,
+    linker: &Linker<InstanceState>,
     component: &Component,
-) -> anyhow::Result<ProxyPre<RequestState>> {
+) -> anyhow::Result<ProxyPre<InstanceState>> {
     Ok(ProxyPre::new(linker.instantiate_pre(component)?)?)
 }
 
 /// A compiled and linked guest, ready to serve requests.
 pub struct Guest {
     name: Arc<str>,
-    pre: ProxyPre<RequestState>,
+    pre: ProxyPre<InstanceState>,
     sessions: Option<Arc<SessionPolicy>>,
     store: Arc<dyn SessionStore>,
     limits: GuestLimits,
     capabilities: Capabilities,
     /// One permit per instance allowed to run at once.
     concurrency: Arc<Semaphore>,
+    /// `None` unless the route reuses instances.
+    idle: Option<Arc<IdleInstances>>,
 }
 
 /// How a request's guest run ended.
@@ -155,14 +170,14 @@ enum Outcome {
 impl Outcome {
     /// Classifies a finished run and logs a failure, then what the guest
     /// wrote (a Rust panic message, say), attributed to the route.
-    fn report(
+    fn report<T>(
         route: &str,
         timeout: Duration,
-        result: Result<wasmtime::Result<()>, tokio::time::error::Elapsed>,
+        result: &Result<wasmtime::Result<T>, tokio::time::error::Elapsed>,
         output: &GuestOutput,
     ) -> Outcome {
         let outcome = match result {
-            Ok(Ok(())) => Outcome::Finished,
+            Ok(Ok(_)) => Outcome::Finished,
             Ok(Err(error)) if error.downcast_ref::<PoolConcurrencyLimitError>().is_some() => {
                 tracing::warn!(route, error = %error, "instance pool exhausted");
                 Outcome::Overloaded
@@ -193,45 +208,11 @@ impl Outcome {
     }
 }
 
-/// What a guest writes to stdout and stderr, kept up to
-/// [`OUTPUT_CAPTURE_BYTES`] each and logged under its request's span.
-#[derive(Clone)]
-struct GuestOutput {
-    stdout: MemoryOutputPipe,
-    stderr: MemoryOutputPipe,
-}
-
-impl GuestOutput {
-    fn new() -> Self {
-        Self {
-            stdout: MemoryOutputPipe::new(OUTPUT_CAPTURE_BYTES),
-            stderr: MemoryOutputPipe::new(OUTPUT_CAPTURE_BYTES),
-        }
-    }
-
-    fn log(&self, route: &str, failed: bool) {
-        let stdout = self.stdout.contents();
-        if !stdout.is_empty() {
-            let stdout = String::from_utf8_lossy(&stdout);
-            tracing::info!(route, stdout = %stdout.trim_end(), "guest stdout");
-        }
-        let stderr = self.stderr.contents();
-        if !stderr.is_empty() {
-            let stderr = String::from_utf8_lossy(&stderr);
-            if failed {
-                tracing::warn!(route, stderr = %stderr.trim_end(), "guest stderr");
-            } else {
-                tracing::info!(route, stderr = %stderr.trim_end(), "guest stderr");
-            }
-        }
-    }
-}
-
 impl Guest {
     /// Links `component` (see [`link`]).
     pub fn new(
         name: &str,
-        linker: &Linker<RequestState>,
+        linker: &Linker<InstanceState>,
         component: &Component,
         sessions: Option<SessionPolicy>,
         store: Arc<dyn SessionStore>,
@@ -245,6 +226,7 @@ impl Guest {
             sessions: sessions.map(Arc::new),
             store,
             concurrency: Arc::new(Semaphore::new(limits.max_concurrency)),
+            idle: idle_instances(&limits),
             limits,
             capabilities,
         })
@@ -253,10 +235,10 @@ impl Guest {
     /// This guest with another component (a hot reload): same route, policy,
     /// limits and capabilities. It shares the concurrency limit, so that the
     /// old component's requests still in flight and the new one's together
-    /// stay within it.
+    /// stay within it. The old component's idle instances go with it.
     pub fn with_component(
         &self,
-        linker: &Linker<RequestState>,
+        linker: &Linker<InstanceState>,
         component: &Component,
     ) -> anyhow::Result<Self> {
         Ok(Self {
@@ -267,11 +249,13 @@ impl Guest {
             limits: self.limits,
             capabilities: self.capabilities.clone(),
             concurrency: self.concurrency.clone(),
+            idle: idle_instances(&self.limits),
         })
     }
 
-    /// Runs the request in a fresh instance and returns its response, or the
-    /// host's error response when the guest fails.
+    /// Runs the request in a fresh instance (or an idle one, on a route that
+    /// reuses them) and returns its response, or the host's error response
+    /// when the guest fails.
     pub async fn handle<B>(&self, request: http::Request<B>) -> http::Response<HyperOutgoingBody>
     where
         B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
@@ -296,37 +280,25 @@ impl Guest {
             .as_ref()
             .and_then(|policy| policy.cookie.read(request.headers()));
         let request_session = Arc::new(RequestSession::new(cookie_id));
-        let output = GuestOutput::new();
-        let mut wasi = WasiCtxBuilder::new();
-        wasi.stdout(output.stdout.clone())
-            .stderr(output.stderr.clone())
-            .allow_tcp(false)
-            .allow_udp(false)
-            .envs(&self.capabilities.env);
-        if let Some(dir) = &self.capabilities.read_only_dir
-            && let Err(error) = wasi.preopened_dir(dir, "/", FsPerms::ReadOnly)
-        {
-            return self.internal_error("opening the route's read-only directory", &error);
-        }
-        let wasi = wasi.build();
-        let state = RequestState {
-            wasi,
-            http: WasiHttpCtx::new(),
-            hooks: self.capabilities.outgoing_http.clone(),
-            table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(limits.max_memory_bytes)
-                .build(),
-            sessions: SessionsContext::new(
-                self.sessions.clone(),
-                self.store.clone(),
-                request_session.clone(),
-            ),
+        let sessions = SessionsContext::new(
+            self.sessions.clone(),
+            self.store.clone(),
+            request_session.clone(),
+        );
+        let (mut store, reused) = match self.idle.as_ref().and_then(|idle| idle.take()) {
+            Some(idle) => {
+                let mut store = idle.store;
+                store.data_mut().sessions = sessions;
+                (store, Some((idle.proxy, idle.resources)))
+            }
+            None => match self.new_store(sessions) {
+                Ok(store) => (store, None),
+                Err(error) => {
+                    return self.internal_error("opening the route's read-only directory", &error);
+                }
+            },
         };
-        let mut store = Store::new(self.pre.engine(), state);
-        store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(deadline_ticks(limits.timeout));
-        store.epoch_deadline_trap();
 
         let (sender, receiver) = oneshot::channel();
         let http = &mut store.data_mut().http();
@@ -344,7 +316,10 @@ impl Guest {
             .sessions
             .as_ref()
             .map(|policy| (policy.clone(), request_session.clone()));
+        let responded = Arc::new(AtomicBool::new(false));
+        let responding = responded.clone();
         let outparam = match http.new_response_outparam_from_callback(move |result| {
+            responding.store(true, Ordering::Release);
             let result = result.map(|mut response| {
                 if let Some(set_cookie) =
                     cookie.and_then(|(policy, request)| request.settle(&policy.cookie))
@@ -365,23 +340,41 @@ impl Guest {
         // The guest runs in its own task: after sending the response head it
         // may go on streaming the body, and fail while doing so. So the task
         // reports its own failures.
-        let pre = self.pre.clone();
+        let (pre, idle) = (self.pre.clone(), self.idle.clone());
         let (route, timeout) = (self.name.clone(), limits.timeout);
         let run = tokio::spawn(
             async move {
-                // The permit lives as long as the instance, body streaming included.
+                // The permit lives as long as the run, body streaming included.
                 let _permit = permit;
+                let (reused_proxy, first_request) = reused.unzip();
                 let call = async {
-                    let started = Instant::now();
-                    let proxy = pre.instantiate_async(&mut store).await?;
-                    crate::metrics::instantiation(&route, started.elapsed());
+                    let proxy = match reused_proxy {
+                        Some(proxy) => proxy,
+                        None => {
+                            let started = Instant::now();
+                            let proxy = pre.instantiate_async(&mut store).await?;
+                            crate::metrics::instantiation(&route, started.elapsed());
+                            proxy
+                        }
+                    };
                     proxy
                         .wasi_http_incoming_handler()
                         .call_handle(&mut store, incoming, outparam)
-                        .await
+                        .await?;
+                    Ok(proxy)
                 };
                 let result = tokio::time::timeout(timeout, call).await;
-                Outcome::report(&route, timeout, result, &output)
+                let outcome = Outcome::report(&route, timeout, &result, &store.data().output);
+                if let (Some(idle), Ok(Ok(proxy))) = (idle, result) {
+                    if responded.load(Ordering::Acquire) {
+                        idle.keep(store, proxy, first_request);
+                    } else if first_request.is_some() {
+                        // A guest that answered in a fresh instance and not
+                        // in a reused one cannot serve two requests per instance.
+                        idle.turn_off(&route);
+                    }
+                }
+                outcome
             }
             .instrument(tracing::Span::current()),
         );
@@ -433,6 +426,37 @@ impl Guest {
         }
     }
 
+    /// A store for a new instance of this route's guest, with the WASI
+    /// context its capabilities allow.
+    fn new_store(&self, sessions: SessionsContext) -> std::io::Result<Store<InstanceState>> {
+        let output = GuestOutput::default();
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(output.stdout.clone())
+            .stderr(output.stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .envs(&self.capabilities.env);
+        if let Some(dir) = &self.capabilities.read_only_dir {
+            wasi.preopened_dir(dir, "/", FsPerms::ReadOnly)
+                .map_err(std::io::Error::other)?;
+        }
+        let state = InstanceState {
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            hooks: self.capabilities.outgoing_http.clone(),
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(self.limits.max_memory_bytes)
+                .build(),
+            sessions,
+            output,
+        };
+        let mut store = Store::new(self.pre.engine(), state);
+        store.limiter(|state| &mut state.limits);
+        store.epoch_deadline_trap();
+        Ok(store)
+    }
+
     fn internal_error(
         &self,
         what: &str,
@@ -441,6 +465,11 @@ impl Guest {
         tracing::error!(route = %self.name, %error, "{what}");
         host_response(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
     }
+}
+
+/// The pool of a route's idle instances, when it reuses them.
+fn idle_instances(limits: &GuestLimits) -> Option<Arc<IdleInstances>> {
+    (limits.max_idle_instances > 0).then(|| Arc::new(IdleInstances::new(limits.max_idle_instances)))
 }
 
 /// 503 with `Retry-After`: the route or the engine has no instance free.

@@ -25,6 +25,10 @@ pub mod current_host;
 pub mod engine;
 #[cfg(feature = "runtime")]
 pub mod guest;
+#[cfg(feature = "runtime")]
+pub mod guest_output;
+#[cfg(feature = "runtime")]
+pub mod idle_instances;
 pub mod json_object;
 #[cfg(feature = "runtime")]
 pub mod metrics;

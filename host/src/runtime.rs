@@ -35,7 +35,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::artifact_cache::ArtifactCache;
 use crate::engine::{EngineSettings, GuestEngine};
-use crate::guest::{self, Capabilities, Guest, GuestLimits, RequestState, host_response};
+use crate::guest::{self, Capabilities, Guest, GuestLimits, InstanceState, host_response};
 use crate::sessions_host::SessionPolicy;
 use crate::store::SessionStore;
 
@@ -282,7 +282,7 @@ pub enum Reload {
 /// Routes requests to guests. Share it behind an `Arc`.
 pub struct Runtime {
     routes: Vec<Route>,
-    linker: Linker<RequestState>,
+    linker: Linker<InstanceState>,
     cache: Option<ArtifactCache>,
     /// One reload at a time: a signal and the file watcher may ask at once.
     reloading: Mutex<()>,

@@ -14,7 +14,8 @@ pub const SHOP_COOKIE: &str = "__Host-shop_sid";
 
 /// The routes the flows below visit: the counter app at `/counter`, the
 /// login/cart app at `/shop`, in whichever language they were written.
-pub fn app_routes(counter: &Path, cart: &Path, counter_ttl: &str) -> String {
+/// `route_settings` (TOML keys) go into both routes.
+pub fn app_routes(counter: &Path, cart: &Path, counter_ttl: &str, route_settings: &str) -> String {
     format!(
         r#"
 [[routes]]
@@ -22,11 +23,13 @@ prefix = "/counter"
 component = "{counter}"
 namespace = "counter"
 default_ttl = "{counter_ttl}"
+{route_settings}
 
 [[routes]]
 prefix = "/shop"
 component = "{cart}"
 namespace = "shop"
+{route_settings}
 [routes.cookie]
 name = "shop_sid"
 "#,
@@ -99,7 +102,7 @@ max_request_bytes = 1024
 max_response_bytes = 4096
 max_concurrency = 2
 "#,
-        apps = app_routes(&guest("counter"), &guest("cart"), counter_ttl),
+        apps = app_routes(&guest("counter"), &guest("cart"), counter_ttl, ""),
         counter = guest("counter").display(),
         faulty = guest("faulty").display(),
     )

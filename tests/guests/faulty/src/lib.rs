@@ -20,7 +20,8 @@
 //!   scale runs);
 //! - `/remember`: reports what it finds in its statics, then scribbles on
 //!   them: a fresh instance finds `41` and `0` (see [`remember`]);
-//! - `/print`: writes to stdout and stderr, answers with its request id;
+//! - `/print[?kb=N]`: writes to stdout (N KiB more with `kb`) and stderr,
+//!   answers with its request id;
 //! - `/late-start`: sends its response head, then tries `current::start`
 //!   and writes the outcome into the body;
 //! - `POST /ops`: makes the `sessions` call its JSON body describes, with
@@ -93,6 +94,10 @@ impl edge_session_guest::Handler for Faulty {
             }
             "print" => {
                 println!("hello from the guest's stdout");
+                // More than the host keeps of a request's output.
+                for _ in 0..query_number(&request, "kb").unwrap_or(0) {
+                    println!("{}", "x".repeat(1023));
+                }
                 eprintln!("a note on stderr");
                 let id = request.header("x-request-id").unwrap_or("none");
                 Response::text(200, &format!("request {id}\n"))
