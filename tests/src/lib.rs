@@ -316,6 +316,20 @@ impl Client {
         self.send("GET", path, None)
     }
 
+    /// GET `path`, again while the route answers 503 (for up to 5 s). A
+    /// route with `max_concurrency = 1` is busy until its previous run has
+    /// ended, a moment after that run's response.
+    pub fn get_when_free(&mut self, path: &str) -> Reply {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let reply = self.get(path);
+            if reply.status != 503 || Instant::now() > deadline {
+                return reply;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     pub fn post(&mut self, path: &str, body: &str) -> Reply {
         self.send("POST", path, Some(body.as_bytes()))
     }

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use edge_session_tests::{BASE_CONFIG, Host, guest};
+use edge_session_tests::{BASE_CONFIG, Host, guest, metric_sample, with_admin};
 use serde_json::Value;
 
 /// `/faulty` keeps one instance, so that consecutive requests meet it;
@@ -43,19 +43,16 @@ component = "{faulty}"
 
 #[test]
 fn a_reused_instance_keeps_its_memory_until_a_request_fails() {
-    let host = Host::start(&config());
-    let mut client = host.client();
-    let mut remember = || client.get("/faulty/remember").body;
+    let host = Host::start(&with_admin(&config()));
+    let remember = || host.client().get_when_free("/faulty/remember").body;
     assert_eq!(remember(), "41 0\n", "a fresh instance");
     // The trade-off: the next request sees what the last one left behind.
     assert_eq!(remember(), "42 262144\n");
     assert_eq!(remember(), "43 262144\n");
     // A trap, a timeout or a panic: the instance is dropped, never reused.
     for (failure, status) in [("alloc", 500), ("loop", 504), ("panic", 500)] {
-        assert_eq!(
-            host.client().get(&format!("/faulty/{failure}")).status,
-            status
-        );
+        let reply = host.client().get_when_free(&format!("/faulty/{failure}"));
+        assert_eq!(reply.status, status);
         assert_eq!(remember(), "41 0\n", "a fresh instance after /{failure}");
         assert_eq!(remember(), "42 262144\n");
     }
@@ -63,6 +60,18 @@ fn a_reused_instance_keeps_its_memory_until_a_request_fails() {
     for _ in 0..3 {
         assert_eq!(host.client().get("/fresh/remember").body, "41 0\n");
     }
+    // Of the 12 requests that /faulty served, 4 ran in a fresh instance:
+    // only those count as instantiations.
+    let metrics = host.admin().get("/metrics").body;
+    assert_eq!(
+        metric_sample(
+            &metrics,
+            "edge_session_guest_instantiation_seconds_count",
+            &[("route", "/faulty")]
+        ),
+        Some(4.0),
+        "{metrics}"
+    );
 }
 
 #[test]

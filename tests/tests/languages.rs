@@ -121,18 +121,19 @@ fn c_apps() {
 /// test fails: move JavaScript into the reuse runs above.
 #[test]
 fn javascript_guest_that_cannot_be_reused_gets_fresh_instances() {
-    let host = host_for(Some("js"), REUSE);
-    let mut client = host.client();
-    assert_eq!(client.get("/counter").json()["count"], 1);
-    assert_eq!(
-        client.get("/counter").status,
-        500,
-        "the reused instance fails"
+    // One instance at a time, so that the second request meets the first's.
+    let host = host_for(
+        Some("js"),
+        &format!("{REUSE}\nmax_concurrency = 1\nmax_idle_instances = 1"),
     );
+    let mut client = host.client();
+    let mut count = || client.get_when_free("/counter");
+    assert_eq!(count().json()["count"], 1);
+    assert_eq!(count().status, 500, "the reused instance fails");
     // (Whether the failed request counted is up to the guest.)
-    let after = client.get("/counter").json()["count"].as_u64().unwrap();
+    let after = count().json()["count"].as_u64().unwrap();
     for next in 1..=3 {
-        assert_eq!(client.get("/counter").json()["count"], after + next);
+        assert_eq!(count().json()["count"], after + next);
     }
     assert!(
         host.log()
