@@ -16,8 +16,8 @@
 //! - `/calls?n=N`: creates a session, reads one of its fields N times with
 //!   the raw WIT call, deletes it (the benchmark's cost of one guest→host
 //!   call: the difference between N = 0 and a large N);
-//! - `/fill?n=N`: creates N sessions of about 1 KiB each (the benchmark's
-//!   scale runs);
+//! - `/fill?n=N`: creates N sessions of about 1 KiB of random text each
+//!   (the benchmark's scale runs);
 //! - `/remember`: reports what it finds in its statics, then scribbles on
 //!   them: a fresh instance finds `41` and `0` (see [`remember`]);
 //! - `/print[?kb=N]`: writes to stdout (N KiB more with `kb`) and stderr,
@@ -130,8 +130,15 @@ fn calls(n: u64) -> Response {
 }
 
 fn fill(n: u64) -> Response {
-    let data = std::collections::BTreeMap::from([("pad", "x".repeat(1000))]);
+    use std::fmt::Write;
     for _ in 0..n {
+        // Random hex: the store's block compression cannot shrink it, so the
+        // disk each session takes is not flattered.
+        let mut pad = String::with_capacity(1000);
+        for byte in wasip2::random::random::get_random_bytes(500) {
+            let _ = write!(pad, "{byte:02x}");
+        }
+        let data = std::collections::BTreeMap::from([("pad", pad)]);
         if let Err(error) = sessions::create(&data, None) {
             return Response::text(error.status(), &format!("{error:?}\n"));
         }
