@@ -5,6 +5,8 @@
 //! response is written whole after it returns. A client that went away
 //! mid-response is not an error worth a panic: writing simply stops.
 
+use std::cell::OnceCell;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wasip2::http::types::{
@@ -26,7 +28,9 @@ pub struct Request {
     method: String,
     path_with_query: String,
     https: bool,
-    headers: Vec<(String, Vec<u8>)>,
+    /// Copied from the host on first use: many handlers never look.
+    headers: OnceCell<Vec<(String, Vec<u8>)>>,
+    incoming: IncomingRequest,
     body: Vec<u8>,
 }
 
@@ -55,7 +59,7 @@ impl Request {
 
     /// The first value of a header (names are case-insensitive), if it is text.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
+        self.headers()
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .and_then(|(_, value)| std::str::from_utf8(value).ok())
@@ -63,7 +67,7 @@ impl Request {
 
     /// The value of a cookie sent by the client.
     pub fn cookie(&self, name: &str) -> Option<String> {
-        self.headers
+        self.headers()
             .iter()
             .filter(|(n, _)| n.eq_ignore_ascii_case("cookie"))
             .filter_map(|(_, value)| std::str::from_utf8(value).ok())
@@ -71,6 +75,11 @@ impl Request {
             .filter_map(Result::ok)
             .find(|cookie| cookie.name() == name)
             .map(|cookie| cookie.value().to_owned())
+    }
+
+    fn headers(&self) -> &[(String, Vec<u8>)] {
+        self.headers
+            .get_or_init(|| self.incoming.headers().entries())
     }
 
     pub fn body(&self) -> &[u8] {
@@ -97,16 +106,31 @@ impl Request {
         };
         let https = matches!(incoming.scheme(), Some(Scheme::Https));
         let path_with_query = incoming.path_with_query().unwrap_or_else(|| "/".to_owned());
-        let headers = incoming.headers().entries();
-        let body = read_body(&incoming)?;
-        Ok(Self {
+        let mut request = Self {
             method,
             path_with_query,
             https,
-            headers,
-            body,
-        })
+            headers: OnceCell::new(),
+            incoming,
+            body: Vec::new(),
+        };
+        if !declares_no_body(&request.method, &request.incoming) {
+            request.body = read_body(&request.incoming)?;
+        }
+        Ok(request)
     }
+}
+
+/// Whether the request is a `GET` or `HEAD` without `Content-Length` or
+/// `Transfer-Encoding`, and so has no body (RFC 9112, section 6.3). Page
+/// loads are such: not opening their empty body saves a handful of host
+/// calls per request.
+fn declares_no_body(method: &str, incoming: &IncomingRequest) -> bool {
+    if !matches!(method, "GET" | "HEAD") {
+        return false;
+    }
+    let headers = incoming.headers();
+    !headers.has("content-length") && !headers.has("transfer-encoding")
 }
 
 fn read_body(incoming: &IncomingRequest) -> Result<Vec<u8>, Response> {
