@@ -316,11 +316,12 @@ impl Client {
         self.send("GET", path, None)
     }
 
-    /// GET `path`, again while the route answers 503 (for up to 5 s). A
-    /// route with `max_concurrency = 1` is busy until its previous run has
-    /// ended, a moment after that run's response.
-    pub fn get_when_free(&mut self, path: &str) -> Reply {
-        let deadline = Instant::now() + Duration::from_secs(5);
+    /// GET `path`, again while the host answers 503, for up to `within`;
+    /// the last reply. A route with `max_concurrency = 1` is busy until its
+    /// previous run has ended, a moment after that run's response; a host
+    /// whose store is down answers 503 until it is back.
+    pub fn get_while_busy(&mut self, path: &str, within: Duration) -> Reply {
+        let deadline = Instant::now() + within;
         loop {
             let reply = self.get(path);
             if reply.status != 503 || Instant::now() > deadline {

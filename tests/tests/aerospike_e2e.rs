@@ -82,15 +82,9 @@ fn two_hosts_share_one_backend() {
 /// The counter's count at the first visit that gets through after the
 /// backend is back (503s until then).
 fn count_once_recovered(visitor: &mut Client) -> u64 {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let reply = visitor.get("/counter");
-        match reply.status {
-            200 => return reply.json()["count"].as_u64().unwrap(),
-            503 if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-            _ => panic!("the host did not recover: {reply:?}"),
-        }
-    }
+    let reply = visitor.get_while_busy("/counter", Duration::from_secs(15));
+    assert_eq!(reply.status, 200, "the host did not recover: {reply:?}");
+    reply.json()["count"].as_u64().unwrap()
 }
 
 #[test]
