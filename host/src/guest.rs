@@ -31,6 +31,7 @@ use crate::current_host::RequestSession;
 use crate::engine::deadline_ticks;
 use crate::guest_output::GuestOutput;
 use crate::idle_instances::IdleInstances;
+use crate::metrics::RouteMetrics;
 use crate::outgoing_http::OutgoingHttp;
 use crate::sessions_host::{SessionImports, SessionPolicy, SessionsContext};
 use crate::store::SessionStore;
@@ -146,6 +147,8 @@ pub fn link(
 /// A compiled and linked guest, ready to serve requests.
 pub struct Guest {
     name: Arc<str>,
+    /// Shared by the route's guests across reloads.
+    metrics: Arc<RouteMetrics>,
     pre: ProxyPre<InstanceState>,
     sessions: Option<Arc<SessionPolicy>>,
     store: Arc<dyn SessionStore>,
@@ -222,6 +225,7 @@ impl Guest {
         let pre = link(linker, component)?;
         Ok(Self {
             name: name.into(),
+            metrics: Arc::new(RouteMetrics::new(name)),
             pre,
             sessions: sessions.map(Arc::new),
             store,
@@ -230,6 +234,11 @@ impl Guest {
             limits,
             capabilities,
         })
+    }
+
+    /// The route's request metrics.
+    pub fn metrics(&self) -> &RouteMetrics {
+        &self.metrics
     }
 
     /// This guest with another component (a hot reload): same route, policy,
@@ -243,6 +252,7 @@ impl Guest {
     ) -> anyhow::Result<Self> {
         Ok(Self {
             name: self.name.clone(),
+            metrics: self.metrics.clone(),
             pre: link(linker, component)?,
             sessions: self.sessions.clone(),
             store: self.store.clone(),
@@ -340,7 +350,7 @@ impl Guest {
         // The guest runs in its own task: after sending the response head it
         // may go on streaming the body, and fail while doing so. So the task
         // reports its own failures.
-        let (pre, idle) = (self.pre.clone(), self.idle.clone());
+        let (pre, idle, metrics) = (self.pre.clone(), self.idle.clone(), self.metrics.clone());
         let (route, timeout) = (self.name.clone(), limits.timeout);
         let run = tokio::spawn(
             async move {
@@ -353,7 +363,7 @@ impl Guest {
                         None => {
                             let started = Instant::now();
                             let proxy = pre.instantiate_async(&mut store).await?;
-                            crate::metrics::instantiation(&route, started.elapsed());
+                            metrics.instantiation(started.elapsed());
                             proxy
                         }
                     };

@@ -24,8 +24,10 @@
 //! `conflict`, `too_large`, `invalid`, `unavailable`, `error`. The session
 //! hit rate is `hit / (hit + miss)` of `op="load"`.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::store::SessionStore;
@@ -59,24 +61,73 @@ pub fn render(handle: &PrometheusHandle, store: &dyn SessionStore) -> String {
     handle.render()
 }
 
-pub fn request(route: &str, status: u16, elapsed: Duration) {
-    metrics::counter!(
-        "edge_session_requests_total",
-        "route" => route.to_owned(),
-        "status" => status.to_string()
-    )
-    .increment(1);
-    metrics::histogram!("edge_session_request_duration_seconds", "route" => route.to_owned())
-        .record(elapsed);
+/// One route's request and instantiation metrics, with each handle looked
+/// up once: the `counter!` macros build and hash a key (and here copy the
+/// route and format the status) on every use, even with no recorder
+/// installed. Handles are taken on first use, which comes after the binary
+/// installed the recorder, so /metrics lists only series that moved.
+pub struct RouteMetrics {
+    route: Arc<str>,
+    /// By status code, from [`FIRST_STATUS`].
+    requests: Box<[OnceLock<Counter>]>,
+    duration: OnceLock<Histogram>,
+    instantiation: OnceLock<Histogram>,
+}
+
+/// Statuses from 100 to 599 have a slot each; others (rare, non-standard)
+/// are looked up on every use.
+const FIRST_STATUS: u16 = 100;
+const STATUS_SLOTS: usize = 500;
+
+impl RouteMetrics {
+    /// Metrics under the `route` label: a route's prefix, or `none`.
+    pub fn new(route: impl Into<Arc<str>>) -> Self {
+        Self {
+            route: route.into(),
+            requests: (0..STATUS_SLOTS).map(|_| OnceLock::new()).collect(),
+            duration: OnceLock::new(),
+            instantiation: OnceLock::new(),
+        }
+    }
+
+    pub fn request(&self, status: u16, elapsed: Duration) {
+        let register = || {
+            metrics::counter!(
+                "edge_session_requests_total",
+                "route" => self.route.to_string(),
+                "status" => status.to_string()
+            )
+        };
+        let slot = (status.checked_sub(FIRST_STATUS))
+            .and_then(|index| self.requests.get(usize::from(index)));
+        match slot {
+            Some(slot) => slot.get_or_init(register).increment(1),
+            None => register().increment(1),
+        }
+        self.duration
+            .get_or_init(|| {
+                metrics::histogram!(
+                    "edge_session_request_duration_seconds",
+                    "route" => self.route.to_string()
+                )
+            })
+            .record(elapsed);
+    }
+
+    pub fn instantiation(&self, elapsed: Duration) {
+        self.instantiation
+            .get_or_init(|| {
+                metrics::histogram!(
+                    "edge_session_guest_instantiation_seconds",
+                    "route" => self.route.to_string()
+                )
+            })
+            .record(elapsed);
+    }
 }
 
 pub fn sessions_expired(count: u64) {
     metrics::counter!("edge_session_sessions_expired_total").increment(count);
-}
-
-pub fn instantiation(route: &str, elapsed: Duration) {
-    metrics::histogram!("edge_session_guest_instantiation_seconds", "route" => route.to_owned())
-        .record(elapsed);
 }
 
 pub fn guest_fault(route: &str, reason: &'static str) {
@@ -88,25 +139,116 @@ pub fn guest_fault(route: &str, reason: &'static str) {
     .increment(1);
 }
 
-pub fn store_operation(
+/// A store operation, as the `op` label.
+#[derive(Clone, Copy, Debug)]
+pub enum StoreOp {
+    Ping,
+    Insert,
+    Load,
+    Save,
+    Touch,
+    Delete,
+    Rename,
+    GetField,
+    SetField,
+    RemoveField,
+    IncrField,
+}
+
+impl StoreOp {
+    const COUNT: usize = StoreOp::IncrField as usize + 1;
+
+    fn label(self) -> &'static str {
+        match self {
+            StoreOp::Ping => "ping",
+            StoreOp::Insert => "insert",
+            StoreOp::Load => "load",
+            StoreOp::Save => "save",
+            StoreOp::Touch => "touch",
+            StoreOp::Delete => "delete",
+            StoreOp::Rename => "rename",
+            StoreOp::GetField => "get_field",
+            StoreOp::SetField => "set_field",
+            StoreOp::RemoveField => "remove_field",
+            StoreOp::IncrField => "incr_field",
+        }
+    }
+}
+
+/// How a store operation ended, as the `result` label.
+#[derive(Clone, Copy, Debug)]
+pub enum StoreOutcome {
+    Ok,
+    Hit,
+    Miss,
+    Created,
+    Exists,
+    NotFound,
+    Conflict,
+    TooLarge,
+    Invalid,
+    Unavailable,
+    Error,
+}
+
+impl StoreOutcome {
+    const COUNT: usize = StoreOutcome::Error as usize + 1;
+
+    fn label(self) -> &'static str {
+        match self {
+            StoreOutcome::Ok => "ok",
+            StoreOutcome::Hit => "hit",
+            StoreOutcome::Miss => "miss",
+            StoreOutcome::Created => "created",
+            StoreOutcome::Exists => "exists",
+            StoreOutcome::NotFound => "not_found",
+            StoreOutcome::Conflict => "conflict",
+            StoreOutcome::TooLarge => "too_large",
+            StoreOutcome::Invalid => "invalid",
+            StoreOutcome::Unavailable => "unavailable",
+            StoreOutcome::Error => "error",
+        }
+    }
+}
+
+/// One backend's store operation metrics, with handles looked up once as
+/// in [`RouteMetrics`]: building the keys cost a tenth of a session call.
+pub struct StoreMetrics {
     backend: &'static str,
-    op: &'static str,
-    result: &'static str,
-    elapsed: Duration,
-) {
-    metrics::counter!(
-        "edge_session_store_operations_total",
-        "backend" => backend,
-        "op" => op,
-        "result" => result
-    )
-    .increment(1);
-    metrics::histogram!(
-        "edge_session_store_operation_duration_seconds",
-        "backend" => backend,
-        "op" => op
-    )
-    .record(elapsed);
+    operations: [[OnceLock<Counter>; StoreOutcome::COUNT]; StoreOp::COUNT],
+    durations: [OnceLock<Histogram>; StoreOp::COUNT],
+}
+
+impl StoreMetrics {
+    pub fn new(backend: &'static str) -> Self {
+        Self {
+            backend,
+            operations: std::array::from_fn(|_| std::array::from_fn(|_| OnceLock::new())),
+            durations: std::array::from_fn(|_| OnceLock::new()),
+        }
+    }
+
+    pub fn record(&self, op: StoreOp, outcome: StoreOutcome, elapsed: Duration) {
+        self.operations[op as usize][outcome as usize]
+            .get_or_init(|| {
+                metrics::counter!(
+                    "edge_session_store_operations_total",
+                    "backend" => self.backend,
+                    "op" => op.label(),
+                    "result" => outcome.label()
+                )
+            })
+            .increment(1);
+        self.durations[op as usize]
+            .get_or_init(|| {
+                metrics::histogram!(
+                    "edge_session_store_operation_duration_seconds",
+                    "backend" => self.backend,
+                    "op" => op.label()
+                )
+            })
+            .record(elapsed);
+    }
 }
 
 pub fn store_circuit_open(open: bool) {
@@ -128,4 +270,29 @@ fn resident_memory_bytes() -> Option<u64> {
     let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_counted_by_status_including_non_standard_ones() {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let route = RouteMetrics::new("/shop");
+        metrics::with_local_recorder(&recorder, || {
+            for status in [200, 200, 404, 599, 799, 799] {
+                route.request(status, Duration::from_micros(300));
+            }
+        });
+        let text = handle.render();
+        for (status, count) in [(200, 2), (404, 1), (599, 1), (799, 2)] {
+            let line = format!(
+                "edge_session_requests_total{{route=\"/shop\",status=\"{status}\"}} {count}"
+            );
+            assert!(text.contains(&line), "no `{line}` in\n{text}");
+        }
+        assert!(text.contains("edge_session_request_duration_seconds_count{route=\"/shop\"} 6"));
+    }
 }

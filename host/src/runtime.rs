@@ -36,6 +36,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use crate::artifact_cache::ArtifactCache;
 use crate::engine::{EngineSettings, GuestEngine};
 use crate::guest::{self, Capabilities, Guest, GuestLimits, InstanceState, host_response};
+use crate::metrics::RouteMetrics;
 use crate::sessions_host::SessionPolicy;
 use crate::store::SessionStore;
 
@@ -149,6 +150,7 @@ impl RuntimeBuilder {
             linker,
             cache: self.cache,
             reloading: Mutex::new(()),
+            unrouted: RouteMetrics::new("none"),
             engine,
         })
     }
@@ -286,6 +288,8 @@ pub struct Runtime {
     cache: Option<ArtifactCache>,
     /// One reload at a time: a signal and the file watcher may ask at once.
     reloading: Mutex<()>,
+    /// Requests that match no route.
+    unrouted: RouteMetrics,
     /// Dropped after the routes: stops the epoch ticker once no guest can
     /// run any more.
     engine: GuestEngine,
@@ -325,14 +329,13 @@ impl Runtime {
             id = id.to_str().unwrap_or_default(),
             route = label
         );
-        let mut response = match route {
-            Some(route) => {
-                let guest = route.guest.load_full();
-                guest.handle(request).instrument(span).await
-            }
+        let guest = route.map(|route| route.guest.load_full());
+        let mut response = match &guest {
+            Some(guest) => guest.handle(request).instrument(span).await,
             None => host_response(StatusCode::NOT_FOUND, "no route for this path\n"),
         };
-        crate::metrics::request(label, response.status().as_u16(), started.elapsed());
+        let metrics = guest.as_deref().map_or(&self.unrouted, Guest::metrics);
+        metrics.request(response.status().as_u16(), started.elapsed());
         response.headers_mut().insert(REQUEST_ID, id);
         response
     }

@@ -12,6 +12,7 @@
 //! `/readyz` pings the store through the breaker.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -42,6 +43,10 @@ impl Default for BreakerSettings {
 pub struct Breaker {
     settings: BreakerSettings,
     state: Mutex<State>,
+    /// Whether the state is closed with no failure counted: then a call
+    /// needs neither the lock nor the clock, before or after (every
+    /// session call passes here).
+    healthy: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -65,12 +70,16 @@ impl Breaker {
         Self {
             settings,
             state: Mutex::new(State::Closed { failures: 0 }),
+            healthy: AtomicBool::new(true),
         }
     }
 
     /// Whether a call may go to the backend now; the error to fail fast
     /// with when not.
     pub fn admit(&self) -> StoreResult<()> {
+        if self.healthy.load(Ordering::Acquire) {
+            return Ok(());
+        }
         let now = Instant::now();
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         match &*state {
@@ -90,7 +99,17 @@ impl Breaker {
 
     /// Takes the outcome of an admitted call into account.
     pub fn record<T>(&self, result: &StoreResult<T>) {
+        let failed = matches!(result, Err(StoreError::Unavailable(_)));
+        if !failed && self.healthy.load(Ordering::Acquire) {
+            return;
+        }
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        self.next_state(&mut state, result);
+        let healthy = matches!(*state, State::Closed { failures: 0 });
+        self.healthy.store(healthy, Ordering::Release);
+    }
+
+    fn next_state<T>(&self, state: &mut State, result: &StoreResult<T>) {
         let Err(StoreError::Unavailable(reason)) = result else {
             if !matches!(*state, State::Closed { .. }) {
                 tracing::info!("store circuit closed: the backend answers again");

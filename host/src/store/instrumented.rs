@@ -8,55 +8,63 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::{SessionKey, SessionStore, StoreError, StoreResult, StoreSize, StoredSession};
+use crate::metrics::{StoreMetrics, StoreOp, StoreOutcome};
 
 /// A store that records metrics for the one it wraps.
 pub struct InstrumentedStore {
     inner: Arc<dyn SessionStore>,
-    backend: &'static str,
+    metrics: StoreMetrics,
 }
 
 impl InstrumentedStore {
     pub fn new(inner: Arc<dyn SessionStore>, backend: &'static str) -> Self {
-        Self { inner, backend }
+        Self {
+            inner,
+            metrics: StoreMetrics::new(backend),
+        }
     }
 
     async fn measure<T>(
         &self,
-        op: &'static str,
+        op: StoreOp,
         run: impl Future<Output = StoreResult<T>>,
-        label: fn(&T) -> &'static str,
+        outcome_of: fn(&T) -> StoreOutcome,
     ) -> StoreResult<T> {
         let started = Instant::now();
         let result = run.await;
         let outcome = match &result {
-            Ok(value) => label(value),
-            Err(error) => error_label(error),
+            Ok(value) => outcome_of(value),
+            Err(error) => error_outcome(error),
         };
-        crate::metrics::store_operation(self.backend, op, outcome, started.elapsed());
+        self.metrics.record(op, outcome, started.elapsed());
         result
     }
 }
 
-fn ok<T>(_: &T) -> &'static str {
-    "ok"
+fn ok<T>(_: &T) -> StoreOutcome {
+    StoreOutcome::Ok
 }
 
-fn hit_or_miss(found: &bool) -> &'static str {
-    if *found { "hit" } else { "miss" }
+fn hit_or_miss(found: &bool) -> StoreOutcome {
+    if *found {
+        StoreOutcome::Hit
+    } else {
+        StoreOutcome::Miss
+    }
 }
 
-fn found<T>(value: &Option<T>) -> &'static str {
+fn found<T>(value: &Option<T>) -> StoreOutcome {
     hit_or_miss(&value.is_some())
 }
 
-fn error_label(error: &StoreError) -> &'static str {
+fn error_outcome(error: &StoreError) -> StoreOutcome {
     match error {
-        StoreError::NotFound => "not_found",
-        StoreError::Conflict => "conflict",
-        StoreError::TooLarge { .. } => "too_large",
-        StoreError::InvalidArgument(_) => "invalid",
-        StoreError::Unavailable(_) => "unavailable",
-        StoreError::Internal(_) => "error",
+        StoreError::NotFound => StoreOutcome::NotFound,
+        StoreError::Conflict => StoreOutcome::Conflict,
+        StoreError::TooLarge { .. } => StoreOutcome::TooLarge,
+        StoreError::InvalidArgument(_) => StoreOutcome::Invalid,
+        StoreError::Unavailable(_) => StoreOutcome::Unavailable,
+        StoreError::Internal(_) => StoreOutcome::Error,
     }
 }
 
@@ -67,7 +75,7 @@ impl SessionStore for InstrumentedStore {
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        self.measure("ping", self.inner.ping(), ok).await
+        self.measure(StoreOp::Ping, self.inner.ping(), ok).await
     }
 
     fn size(&self) -> Option<StoreSize> {
@@ -75,13 +83,20 @@ impl SessionStore for InstrumentedStore {
     }
 
     async fn insert(&self, key: SessionKey<'_>, data: &str, ttl: Duration) -> StoreResult<bool> {
-        let created = |created: &bool| if *created { "created" } else { "exists" };
-        self.measure("insert", self.inner.insert(key, data, ttl), created)
+        let created = |created: &bool| {
+            if *created {
+                StoreOutcome::Created
+            } else {
+                StoreOutcome::Exists
+            }
+        };
+        self.measure(StoreOp::Insert, self.inner.insert(key, data, ttl), created)
             .await
     }
 
     async fn load(&self, key: SessionKey<'_>) -> StoreResult<Option<StoredSession>> {
-        self.measure("load", self.inner.load(key), found).await
+        self.measure(StoreOp::Load, self.inner.load(key), found)
+            .await
     }
 
     async fn save(
@@ -92,41 +107,45 @@ impl SessionStore for InstrumentedStore {
         expected_generation: Option<u64>,
     ) -> StoreResult<u64> {
         let run = self.inner.save(key, data, ttl, expected_generation);
-        self.measure("save", run, ok).await
+        self.measure(StoreOp::Save, run, ok).await
     }
 
     async fn touch(&self, key: SessionKey<'_>, ttl: Duration) -> StoreResult<bool> {
-        self.measure("touch", self.inner.touch(key, ttl), hit_or_miss)
+        self.measure(StoreOp::Touch, self.inner.touch(key, ttl), hit_or_miss)
             .await
     }
 
     async fn delete(&self, key: SessionKey<'_>) -> StoreResult<bool> {
-        self.measure("delete", self.inner.delete(key), hit_or_miss)
+        self.measure(StoreOp::Delete, self.inner.delete(key), hit_or_miss)
             .await
     }
 
     async fn rename(&self, from: SessionKey<'_>, to: SessionKey<'_>) -> StoreResult<bool> {
-        self.measure("rename", self.inner.rename(from, to), hit_or_miss)
+        self.measure(StoreOp::Rename, self.inner.rename(from, to), hit_or_miss)
             .await
     }
 
     async fn get_field(&self, key: SessionKey<'_>, name: &str) -> StoreResult<Option<String>> {
-        self.measure("get_field", self.inner.get_field(key, name), found)
+        self.measure(StoreOp::GetField, self.inner.get_field(key, name), found)
             .await
     }
 
     async fn set_field(&self, key: SessionKey<'_>, name: &str, value: &str) -> StoreResult<u64> {
-        self.measure("set_field", self.inner.set_field(key, name, value), ok)
-            .await
+        self.measure(
+            StoreOp::SetField,
+            self.inner.set_field(key, name, value),
+            ok,
+        )
+        .await
     }
 
     async fn remove_field(&self, key: SessionKey<'_>, name: &str) -> StoreResult<bool> {
         let run = self.inner.remove_field(key, name);
-        self.measure("remove_field", run, hit_or_miss).await
+        self.measure(StoreOp::RemoveField, run, hit_or_miss).await
     }
 
     async fn incr_field(&self, key: SessionKey<'_>, name: &str, delta: i64) -> StoreResult<i64> {
         let run = self.inner.incr_field(key, name, delta);
-        self.measure("incr_field", run, ok).await
+        self.measure(StoreOp::IncrField, run, ok).await
     }
 }
