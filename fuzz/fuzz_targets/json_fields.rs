@@ -2,12 +2,15 @@
 //! arbitrary documents and edits, checked against a model, an ordered
 //! `serde_json::Map`, that follows the module's documented rules (a repeated
 //! key keeps its first position and its last value; values keep their text).
+//! What `check_portable` accepts, serde_json must read.
 #![no_main]
 
 use std::borrow::Cow;
 
 use arbitrary::Arbitrary;
-use edge_session::json_object::{IncrementError, JsonObject, parse_value};
+use edge_session::json_object::{
+    IncrementError, JsonObject, MAX_NESTING, check_portable, parse_value,
+};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};
 
@@ -109,6 +112,11 @@ fuzz_target!(|input: Input| {
     // The model reads numbers into f64, i64 or u64, so it refuses some valid
     // JSON (1e999) that the object keeps as text; skip those documents.
     let Ok(mut model) = serde_json::from_str::<Map<String, Value>>(&text) else {
+        // What the host stores for guests, serde_json must read back.
+        assert!(
+            check_portable(&text, MAX_NESTING).is_err(),
+            "portable but unreadable: {text:?}"
+        );
         return;
     };
     let mut object = parsed.unwrap_or_else(|e| panic!("a JSON object was refused: {e}"));
@@ -128,6 +136,10 @@ fuzz_target!(|input: Input| {
                     continue;
                 };
                 let Ok(model_value) = serde_json::from_str::<Value>(value) else {
+                    assert!(
+                        check_portable(value, MAX_NESTING - 1).is_err(),
+                        "portable but unreadable: {value:?}"
+                    );
                     continue;
                 };
                 object.set(&name, Cow::Owned(value.to_owned()));

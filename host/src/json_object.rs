@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 /// A parsed JSON object whose values are raw JSON texts.
@@ -100,6 +100,96 @@ pub enum IncrementError {
 pub fn parse_value(text: &str) -> Result<&str, serde_json::Error> {
     let raw: &RawValue = serde_json::from_str(text)?;
     Ok(raw.get())
+}
+
+/// How deep session data may nest, counting the session object itself:
+/// below serde_json's recursion limit (128), the lowest of common readers.
+pub const MAX_NESTING: usize = 100;
+
+/// Checks that `text`, one JSON value, reads back the same in every JSON
+/// reader. Values kept raw are only checked for syntax, which lets through
+/// numbers no double holds (`1e999`), lone UTF-16 surrogates (`"\ud800"`)
+/// and nesting deeper than readers recurse: a session holding one would be
+/// stored, then fail to load in the guest SDKs (serde_json among them).
+/// Guest input passes here before it is stored; stored data need not.
+pub fn check_portable(text: &str, max_nesting: usize) -> Result<(), serde_json::Error> {
+    // Reading every value through serde_json's typed path checks the
+    // number range and the surrogate pairs.
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    Portable { max_nesting }.deserialize(&mut deserializer)?;
+    deserializer.end()
+}
+
+/// Reads one value, failing when it nests deeper than `max_nesting`.
+#[derive(Clone, Copy)]
+struct Portable {
+    max_nesting: usize,
+}
+
+impl Portable {
+    /// What the values of a container may hold.
+    fn inner<E: de::Error>(self) -> Result<Portable, E> {
+        match self.max_nesting.checked_sub(1) {
+            Some(max_nesting) => Ok(Portable { max_nesting }),
+            None => Err(E::custom(format_args!(
+                "nested too deep (at most {MAX_NESTING} levels in a session)"
+            ))),
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Portable {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Portable {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let element = self.inner()?;
+        while seq.next_element_seed(element)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let value = self.inner()?;
+        while map.next_key_seed(value)?.is_some() {
+            map.next_value_seed(value)?;
+        }
+        Ok(())
+    }
 }
 
 fn push_json_string(out: &mut String, s: &str) {
@@ -222,6 +312,37 @@ mod tests {
         assert_eq!(object.increment("s", 1), Err(IncrementError::NotAnInteger));
         assert_eq!(object.increment("big", 1), Err(IncrementError::Overflow));
         assert_eq!(object.get("n"), Some("42"));
+    }
+
+    #[test]
+    fn only_values_every_reader_can_read_are_portable() {
+        let deep = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        let check = |text: &str| check_portable(text, MAX_NESTING);
+        for good in [
+            r#"{"a":1.5e300,"b":[1,{"c":null}],"d":"\ud83d\ude00","e":-9223372036854775808}"#,
+            r#"{"big":123456789012345678901234567890,"t":true,"s":"\u00e9\n"}"#,
+            &deep(MAX_NESTING),
+        ] {
+            assert!(check(good).is_ok(), "{good:?}: {:?}", check(good));
+        }
+        for bad in [
+            r#"{"a":1e999}"#,
+            r#"{"a":[-1e400]}"#,
+            r#"{"s":"\ud800"}"#,
+            r#"{"s":"x\udc00y"}"#,
+            r#"{"\ud800":1}"#,
+            &deep(MAX_NESTING + 1),
+            "{\"a\":1",
+            "{} {}",
+            "",
+        ] {
+            assert!(check(bad).is_err(), "{bad:?} should be rejected");
+        }
+        assert!(check_portable("[]", 1).is_ok());
+        assert!(check_portable("[[]]", 1).is_err());
+        assert!(check_portable("1", 0).is_ok());
+        // The checks JsonObject alone does not make.
+        assert!(JsonObject::parse(r#"{"a":1e999,"s":"\ud800"}"#).is_ok());
     }
 
     #[test]

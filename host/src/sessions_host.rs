@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::current_host::RequestSession;
-use crate::json_object::{JsonObject, parse_value};
+use crate::json_object::{JsonObject, MAX_NESTING, check_portable, parse_value};
 use crate::session_cookie::CookiePolicy;
 use crate::session_id;
 use crate::store::{SessionKey, SessionStore, StoreError};
@@ -123,7 +123,8 @@ impl SessionsContext {
         if data.len() > self.store.max_session_bytes() {
             return Err(Error::TooLarge);
         }
-        let object = JsonObject::parse(data)
+        let object = check_portable(data, MAX_NESTING)
+            .and_then(|()| JsonObject::parse(data))
             .map_err(|e| Error::InvalidArgument(format!("data: expected a JSON object: {e}")))?;
         Ok(object.to_json())
     }
@@ -141,7 +142,9 @@ impl SessionsContext {
         if value.len() > self.store.max_session_bytes() {
             return Err(Error::TooLarge);
         }
-        parse_value(value)
+        // The value nests one level inside the session object.
+        check_portable(value, MAX_NESTING - 1)
+            .and_then(|()| parse_value(value))
             .map_err(|e| Error::InvalidArgument(format!("value: not valid JSON: {e}")))
     }
 

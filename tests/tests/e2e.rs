@@ -642,6 +642,8 @@ fn bad_arguments_get_typed_errors_and_lose_nothing() {
     let id = created["ok"].as_str().unwrap().to_owned();
     let huge = format!(r#"{{"blob":"{}"}}"#, "x".repeat(200 * 1024));
     let long_name = "n".repeat(257);
+    let too_deep_value = format!("{}{}", "[".repeat(100), "]".repeat(100));
+    let too_deep = format!(r#"{{"a":{too_deep_value}}}"#);
     let invalid = |why: &str| format!("invalid-argument: {why}");
     let cases = [
         (
@@ -651,6 +653,32 @@ fn bad_arguments_get_typed_errors_and_lose_nothing() {
         (
             json!({"op": "save", "id": id, "data": "[1,2]"}),
             "invalid-argument",
+        ),
+        // Valid JSON syntax that JSON readers (the guest SDKs) then fail on.
+        (
+            json!({"op": "save", "id": id, "data": r#"{"n":1e999}"#}),
+            "invalid-argument: data: expected a JSON object: number out of range",
+        ),
+        (
+            json!({"op": "create", "data": r#"{"s":"\ud800"}"#}),
+            "invalid-argument: data: expected a JSON object: unexpected end of hex escape",
+        ),
+        (
+            json!({"op": "save", "id": id, "data": too_deep}),
+            "invalid-argument: data: expected a JSON object: nested too deep",
+        ),
+        (
+            json!({"op": "set-field", "id": id, "name": "n", "value": "-1e400"}),
+            "invalid-argument: value: not valid JSON: number out of range",
+        ),
+        (
+            json!({"op": "set-field", "id": id, "name": "n", "value": r#"["\udc00"]"#}),
+            "invalid-argument: value: not valid JSON: lone leading surrogate",
+        ),
+        (
+            // 101 levels in the session object.
+            json!({"op": "set-field", "id": id, "name": "n", "value": too_deep_value}),
+            "invalid-argument: value: not valid JSON: nested too deep",
         ),
         (json!({"op": "save", "id": id, "data": huge}), "too-large"),
         (json!({"op": "create", "data": huge}), "too-large"),
