@@ -16,6 +16,7 @@ cargo clippy --all-targets -- -D warnings
 cargo clippy --target wasm32-wasip2 -p edge-session-guest -p counter -p cart -p hello -p faulty -- -D warnings
 cargo clippy -p componentize-c -- -D warnings
 cargo clippy -p edge-session-bench --all-targets -- -D warnings
+cargo clippy --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings
 
 # The end-to-end tests run the binary, so build it first, together with
 # the tests: one feature resolution for both, so nothing builds twice.
