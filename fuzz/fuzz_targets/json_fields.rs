@@ -120,6 +120,10 @@ fuzz_target!(|input: Input| {
         return;
     };
     let mut object = parsed.unwrap_or_else(|e| panic!("a JSON object was refused: {e}"));
+    for name in model.keys() {
+        let found = JsonObject::field(&text, name).expect("the object parsed");
+        assert_eq!(found, object.get(name), "field reads as get: {name:?}");
+    }
     check_against_model(&object, &model);
 
     for op in &input.ops {
@@ -127,6 +131,9 @@ fuzz_target!(|input: Input| {
             Op::Get(field) => {
                 let name = field.name(&model);
                 assert_eq!(object.get(&name).is_some(), model.contains_key(&name));
+                let json = object.to_json();
+                let found = JsonObject::field(&json, &name).expect("to_json parses");
+                assert_eq!(found, object.get(&name), "field reads as get");
             }
             Op::Set(field, value) => {
                 let name = field.name(&model);

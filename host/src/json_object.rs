@@ -25,6 +25,16 @@ impl<'a> JsonObject<'a> {
         serde_json::from_str(text)
     }
 
+    /// The raw JSON text of one field of `text`, which must hold exactly one
+    /// JSON object: the same as `parse(text)?.get(name)`, without collecting
+    /// the object's fields (a field read on every page load).
+    pub fn field(text: &'a str, name: &str) -> Result<Option<&'a str>, serde_json::Error> {
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        let found = FieldVisitor { name }.deserialize(&mut deserializer)?;
+        deserializer.end()?;
+        Ok(found)
+    }
+
     /// The raw JSON text of a field.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.position(name).map(|i| &*self.fields[i].1)
@@ -227,6 +237,39 @@ impl<'de> Visitor<'de> for ObjectVisitor {
     }
 }
 
+/// Finds one field of an object; a repeated key's last value wins, as in
+/// [`JsonObject`].
+struct FieldVisitor<'n> {
+    name: &'n str,
+}
+
+impl<'de> DeserializeSeed<'de> for FieldVisitor<'_> {
+    type Value = Option<&'de str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FieldVisitor<'_> {
+    type Value = Option<&'de str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(Key(name)) = map.next_key()? {
+            let value: &'de RawValue = map.next_value()?;
+            if name == self.name {
+                found = Some(value.get());
+            }
+        }
+        Ok(found)
+    }
+}
+
 /// An object key, borrowed from the input unless it contains escapes.
 struct Key<'de>(Cow<'de, str>);
 
@@ -289,6 +332,23 @@ mod tests {
                 JsonObject::parse(bad).is_err(),
                 "{bad:?} should be rejected"
             );
+        }
+    }
+
+    #[test]
+    fn one_field_reads_like_the_parsed_object() {
+        let text = r#"{"a":1,"b":{"a":[2]},"quote\"d":"x","a":3,"\u00e9":4}"#;
+        let object = JsonObject::parse(text).unwrap();
+        for name in ["a", "b", "quote\"d", "é", "missing", ""] {
+            assert_eq!(
+                JsonObject::field(text, name).unwrap(),
+                object.get(name),
+                "{name}"
+            );
+        }
+        assert_eq!(JsonObject::field(text, "a").unwrap(), Some("3"));
+        for bad in ["[]", "{", "{}{}", "{\"a\":}", ""] {
+            assert!(JsonObject::field(bad, "a").is_err(), "{bad:?}");
         }
     }
 

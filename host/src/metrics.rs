@@ -98,7 +98,8 @@ impl RouteMetrics {
                 "status" => status.to_string()
             )
         };
-        let slot = (status.checked_sub(FIRST_STATUS))
+        let slot = status
+            .checked_sub(FIRST_STATUS)
             .and_then(|index| self.requests.get(usize::from(index)));
         match slot {
             Some(slot) => slot.get_or_init(register).increment(1),

@@ -502,7 +502,9 @@ impl SessionStore for EmbeddedStore {
     async fn get_field(&self, key: SessionKey<'_>, name: &str) -> StoreResult<Option<String>> {
         self.inner.read_live(&record_key(key), now_ms(), |live| {
             let record = live.ok_or(StoreError::NotFound)?;
-            Ok(parse_data(&record)?.get(name).map(str::to_owned))
+            let field = JsonObject::field(record.data, name)
+                .context("stored session is not a JSON object")?;
+            Ok(field.map(str::to_owned))
         })
     }
 
