@@ -18,6 +18,7 @@
 //! an entry whose record is still live it moves the entry to the record's
 //! current expiry. Writes that make the expiry earlier add an entry.
 
+mod journal_file;
 mod record;
 mod syncer;
 
@@ -107,7 +108,7 @@ impl EmbeddedStore {
             .with_context(|| format!("opening the session store at {}", config.path.display()))?;
         let records = db.keyspace("sessions", KeyspaceCreateOptions::default)?;
         let expiry_index = db.keyspace("expiry", KeyspaceCreateOptions::default)?;
-        let syncer = Syncer::start(db.clone(), config.durability)?;
+        let syncer = Syncer::start(db.clone(), &config.path, config.durability)?;
         let inner = Arc::new(Inner {
             db,
             records,

@@ -7,8 +7,10 @@
 //! `sync_interval`, [`Durability::Fsync`] makes each writer wait for an
 //! fsync. An fsync costs ~0.2 ms here, so Fsync mode shares one fsync among
 //! all writers that arrived while the previous one ran (group commit):
-//! throughput is not limited to one fsync per write.
+//! throughput is not limited to one fsync per write. The fsync goes through
+//! [`ActiveJournal`], so writers keep appending while it runs.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -18,6 +20,7 @@ use std::time::Duration;
 use fjall::{Database, PersistMode};
 use tokio::sync::watch;
 
+use super::journal_file::ActiveJournal;
 use crate::store::{StoreError, StoreResult};
 
 /// How acknowledged writes are made durable against power loss.
@@ -50,7 +53,8 @@ pub struct Syncer {
 }
 
 impl Syncer {
-    pub fn start(db: Database, durability: Durability) -> std::io::Result<Self> {
+    /// Starts the fsync thread of the database `db` at `dir`.
+    pub fn start(db: Database, dir: &Path, durability: Durability) -> std::io::Result<Self> {
         let (wake, wake_rx) = mpsc::channel();
         let (synced_tx, synced) = watch::channel(Some(0));
         let written = Arc::new(AtomicU64::new(0));
@@ -60,9 +64,19 @@ impl Syncer {
             Durability::Fsync => Duration::from_secs(60),
         };
         let thread_written = written.clone();
+        let journal = ActiveJournal::new(dir);
         let thread = std::thread::Builder::new()
             .name("edge-session-fsync".into())
-            .spawn(move || sync_loop(&db, &wake_rx, interval, &thread_written, &synced_tx))?;
+            .spawn(move || {
+                sync_loop(
+                    &db,
+                    journal,
+                    &wake_rx,
+                    interval,
+                    &thread_written,
+                    &synced_tx,
+                )
+            })?;
         Ok(Self {
             durability,
             written,
@@ -108,12 +122,14 @@ impl Drop for Syncer {
 
 fn sync_loop(
     db: &Database,
+    mut journal: ActiveJournal,
     wake: &mpsc::Receiver<()>,
     interval: Duration,
     written: &AtomicU64,
     synced: &watch::Sender<Option<u64>>,
 ) {
     let mut on_disk = 0;
+    let mut warned = false;
     loop {
         let stopping = matches!(
             wake.recv_timeout(interval),
@@ -124,7 +140,7 @@ fn sync_loop(
         // Writes counted so far are already in the journal's OS buffers.
         let target = written.load(Ordering::Acquire);
         if target != on_disk {
-            if let Err(error) = db.persist(PersistMode::SyncData) {
+            if let Err(error) = sync(db, &mut journal, &mut warned) {
                 tracing::error!(%error, "fsync of the session store failed; writes are refused from now on");
                 synced.send_replace(None);
                 return;
@@ -134,6 +150,21 @@ fn sync_loop(
         }
         if stopping {
             return;
+        }
+    }
+}
+
+/// Fsyncs the journal without holding up writers, or through fjall (which
+/// does) when the journal file cannot be found or synced: fjall then also
+/// refuses further writes if its own fsync fails.
+fn sync(db: &Database, journal: &mut ActiveJournal, warned: &mut bool) -> fjall::Result<()> {
+    match journal.sync_data() {
+        Ok(()) => Ok(()),
+        Err(error) => {
+            if !std::mem::replace(warned, true) {
+                tracing::warn!(%error, "fsyncing the session store's journal through the database instead, which holds up writers while it runs");
+            }
+            db.persist(PersistMode::SyncData)
         }
     }
 }
