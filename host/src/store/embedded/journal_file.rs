@@ -25,10 +25,11 @@ pub struct ActiveJournal {
 }
 
 impl ActiveJournal {
-    /// The journals of the database at `dir`.
+    /// The journals of the database at `dir`, made absolute as fjall does
+    /// at open, so that both name the same files.
     pub fn new(dir: &Path) -> Self {
         Self {
-            dir: dir.to_path_buf(),
+            dir: std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf()),
             open: None,
         }
     }
