@@ -231,11 +231,48 @@ async fn dropped_connections_are_replaced() {
             Err(StoreError::Unavailable(_)) => {}
             Err(error) => panic!("{error}"),
         }
-        assert!(store.load(key).await.unwrap().is_some(), "reads retry");
+        assert!(store.load(key).await.unwrap().is_some());
     }
     assert!(acknowledged > 0, "some increments went through");
     let stored = store.get_field(key, "n").await.unwrap();
     assert_eq!(stored, Some(acknowledged.to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_are_retried_after_a_lost_reply_and_writes_are_not() {
+    let cluster = TestCluster::fixture(FixtureConfig::default());
+    let store = open(&cluster, ExpiryMode::Server).await;
+    let id = session_id::generate();
+    let key = SessionKey::new("app", &id);
+    store.insert(key, r#"{"n":1}"#, MINUTE).await.unwrap();
+
+    cluster.server().cut_replies(1);
+    let session = store.load(key).await.unwrap().expect("retried");
+    assert_eq!(session.data, r#"{"n":1}"#);
+    cluster.server().cut_replies(1);
+    assert_eq!(
+        store.get_field(key, "n").await.unwrap().as_deref(),
+        Some("1")
+    );
+
+    // The increment ran, but its reply was lost: the store says so, and
+    // does not run it again.
+    cluster.server().cut_replies(1);
+    let lost = store.incr_field(key, "n", 1).await;
+    assert!(matches!(lost, Err(StoreError::Unavailable(_))), "{lost:?}");
+    assert_eq!(
+        store.get_field(key, "n").await.unwrap().as_deref(),
+        Some("2")
+    );
+
+    // Reads give up after `read_retries` (2) retries.
+    cluster.server().cut_replies(3);
+    let gone = store.get_field(key, "n").await;
+    assert!(matches!(gone, Err(StoreError::Unavailable(_))), "{gone:?}");
+    assert_eq!(
+        store.get_field(key, "n").await.unwrap().as_deref(),
+        Some("2")
+    );
 }
 
 #[tokio::test]

@@ -9,8 +9,9 @@
 //!
 //! Tests use it to run a backend against a "real" protocol peer and to inject
 //! faults: [`AerospikeFixture::stop`] / [`AerospikeFixture::resume`] (same
-//! port, data kept), [`AerospikeFixture::set_latency`] and
-//! [`AerospikeFixture::drop_connections`].
+//! port, data kept), [`AerospikeFixture::set_latency`],
+//! [`AerospikeFixture::drop_connections`] and
+//! [`AerospikeFixture::cut_replies`].
 //!
 //! ```no_run
 //! use aerospike_fixture::{AerospikeFixture, FixtureConfig};
@@ -154,6 +155,13 @@ impl AerospikeFixture {
     /// blip or a server-side idle reaper would.
     pub fn drop_connections(&self) {
         self.server.drop_connections();
+    }
+
+    /// Runs each of the next `commands` data commands (not info or login)
+    /// and then closes its connection instead of replying, as a reply lost
+    /// in the network would: the client cannot tell whether a write applied.
+    pub fn cut_replies(&self, commands: u64) {
+        self.server.cut_replies(commands);
     }
 
     /// How many records are stored, expired ones not yet swept included.

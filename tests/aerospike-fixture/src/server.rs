@@ -38,6 +38,8 @@ pub(crate) struct Shared {
     pub(crate) security: Security,
     pub(crate) node: Node,
     latency_nanos: AtomicU64,
+    /// Data commands still to be run without their reply (see `cut_replies`).
+    replies_to_cut: AtomicU64,
     /// A clone of every open connection's socket, so that faults can shut
     /// them down synchronously from the control side.
     connections: Mutex<HashMap<u64, std::net::TcpStream>>,
@@ -51,6 +53,7 @@ impl Shared {
             security,
             node,
             latency_nanos: AtomicU64::new(0),
+            replies_to_cut: AtomicU64::new(0),
             connections: Mutex::new(HashMap::new()),
             next_connection: AtomicU64::new(0),
         }
@@ -64,6 +67,15 @@ impl Shared {
 
     fn latency(&self) -> Duration {
         Duration::from_nanos(self.latency_nanos.load(Ordering::Relaxed))
+    }
+
+    /// Whether this data command's reply is to be cut (counting it if so).
+    fn cut_this_reply(&self) -> bool {
+        self.replies_to_cut
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                left.checked_sub(1)
+            })
+            .is_ok()
     }
 }
 
@@ -175,6 +187,12 @@ impl Server {
         for (_, socket) in self.shared.connections().drain() {
             let _ = socket.shutdown(Shutdown::Both);
         }
+    }
+
+    pub(crate) fn cut_replies(&self, commands: u64) {
+        self.shared
+            .replies_to_cut
+            .store(commands, Ordering::Relaxed);
     }
 
     pub(crate) fn set_latency(&self, delay: Duration) {
@@ -293,6 +311,10 @@ impl Connection {
         } else {
             Response::error(NOT_AUTHENTICATED)
         };
+        if self.shared.cut_this_reply() {
+            // Run, then lost on the way back: the connection closes instead.
+            return None;
+        }
         let reply = response.encode();
         Some(if request.info1 & INFO1_COMPRESS_RESPONSE != 0 {
             compression::compress(reply)

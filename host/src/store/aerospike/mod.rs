@@ -118,6 +118,9 @@ pub struct AerospikeStore {
     namespace: String,
     set: String,
     read_policy: ReadPolicy,
+    /// For `operate` commands that only read: the client takes a write
+    /// policy for every `operate`, but these may be retried as reads are.
+    read_operate_policy: WritePolicy,
     write_policy: WritePolicy,
     expiry: ExpiryMode,
     max_session_bytes: usize,
@@ -148,11 +151,14 @@ impl AerospikeStore {
         write_policy.base_policy.total_timeout = millis(config.timeout);
         write_policy.base_policy.socket_timeout = millis(config.timeout);
         write_policy.base_policy.max_retries = 0;
+        let mut read_operate_policy = write_policy.clone();
+        read_operate_policy.base_policy.max_retries = config.read_retries;
         let store = Self {
             client,
             namespace: config.namespace,
             set: config.set,
             read_policy,
+            read_operate_policy,
             write_policy,
             expiry: config.expiry,
             max_session_bytes: config.max_session_bytes,
@@ -380,7 +386,11 @@ impl AerospikeStore {
             operations::get_bin(CREATED),
             operations::get_bin(EXPIRES),
         ];
-        let record = match self.client.operate(&self.write_policy, key, &ops).await {
+        let record = match self
+            .client
+            .operate(&self.read_operate_policy, key, &ops)
+            .await
+        {
             Ok(record) => record,
             Err(e) if is(&e, ResultCode::KeyNotFoundError) => return Ok(None),
             Err(e) => return Err(self.error(e)),
