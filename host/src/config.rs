@@ -458,6 +458,9 @@ pub struct RouteSection {
     pub max_response_bytes: u64,
     #[serde(default = "default_max_concurrency")]
     pub max_concurrency: usize,
+    /// How long a request waits for a busy route's instance before its 503.
+    #[serde(default = "default_max_queue_wait", deserialize_with = "duration")]
+    pub max_queue_wait: Duration,
     /// Keep instances between requests: faster, but a request sees what
     /// earlier ones left in the guest's memory.
     #[serde(default)]
@@ -539,6 +542,9 @@ fn default_max_response_bytes() -> u64 {
 }
 fn default_max_concurrency() -> usize {
     GuestLimits::default().max_concurrency
+}
+fn default_max_queue_wait() -> Duration {
+    GuestLimits::default().max_queue_wait
 }
 fn default_max_idle_instances() -> usize {
     8
@@ -814,6 +820,12 @@ impl Config {
                     "must be at least 1 and at most engine.max_instances",
                 ));
             }
+            if route.max_queue_wait > route.timeout {
+                problems.push(error(
+                    field("max_queue_wait"),
+                    "must be at most the route's timeout",
+                ));
+            }
             if route.reuse_instances {
                 if route.max_idle_instances == 0 || route.max_idle_instances > route.max_concurrency
                 {
@@ -987,6 +999,7 @@ impl Config {
                     max_request_bytes: route.max_request_bytes,
                     max_response_bytes: route.max_response_bytes,
                     max_concurrency: route.max_concurrency,
+                    max_queue_wait: route.max_queue_wait,
                     max_idle_instances: if route.reuse_instances {
                         route.max_idle_instances
                     } else {
@@ -1109,6 +1122,20 @@ mod tests {
         assert_eq!(config.routes[0].default_ttl, Duration::from_secs(1800));
         assert_eq!(config.store.backend, Backend::Embedded);
         assert!(config.store.embedded.path.ends_with("data/sessions"));
+    }
+
+    #[test]
+    fn a_busy_route_queues_only_briefly() {
+        let wait = |text: &str| parse(text).unwrap().route_specs()[0].limits.max_queue_wait;
+        assert_eq!(wait(ROUTE), Duration::from_millis(100));
+        assert_eq!(
+            wait(&format!("{ROUTE}max_queue_wait = \"0s\"")),
+            Duration::ZERO
+        );
+        assert_eq!(
+            field_of(&format!("{ROUTE}timeout = \"1s\"\nmax_queue_wait = \"2s\"")),
+            "routes[0].max_queue_wait"
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::StatusCode;
 use http_body_util::BodyExt;
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tracing::Instrument;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, PoolConcurrencyLimitError, Store, StoreLimits, StoreLimitsBuilder, Trap};
@@ -63,9 +63,11 @@ pub struct GuestLimits {
     pub max_request_bytes: u64,
     /// Largest response body a guest may send.
     pub max_response_bytes: u64,
-    /// Instances of this route running at once; more requests get a 503
-    /// with `Retry-After` at once (never an unbounded queue).
+    /// Instances of this route running at once.
     pub max_concurrency: usize,
+    /// How long a request waits for one of those instances when all are
+    /// busy; then it gets a 503 with `Retry-After` (never an unbounded queue).
+    pub max_queue_wait: Duration,
     /// Instances kept after a request to serve later ones; 0 (the default)
     /// runs every request in a fresh instance.
     pub max_idle_instances: usize,
@@ -79,6 +81,7 @@ impl Default for GuestLimits {
             max_request_bytes: 1024 * 1024,
             max_response_bytes: 8 * 1024 * 1024,
             max_concurrency: 100,
+            max_queue_wait: Duration::from_millis(100),
             max_idle_instances: 0,
         }
     }
@@ -272,7 +275,7 @@ impl Guest {
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
         let limits = self.limits;
-        let Ok(permit) = self.concurrency.clone().try_acquire_owned() else {
+        let Some(permit) = self.instance_permit().await else {
             tracing::debug!(route = %self.name, limit = limits.max_concurrency, "route busy");
             return overloaded();
         };
@@ -434,6 +437,20 @@ impl Guest {
                 Err(join_error) => self.internal_error("running the guest task", &join_error),
             },
         }
+    }
+
+    /// A permit to run an instance of this route: at once when one is free,
+    /// else the first to come free within `max_queue_wait`. A client's next
+    /// request often arrives while its previous run is still ending.
+    async fn instance_permit(&self) -> Option<OwnedSemaphorePermit> {
+        if let Ok(permit) = self.concurrency.clone().try_acquire_owned() {
+            return Some(permit);
+        }
+        let freed = self.concurrency.clone().acquire_owned();
+        tokio::time::timeout(self.limits.max_queue_wait, freed)
+            .await
+            .ok()?
+            .ok()
     }
 
     /// A store for a new instance of this route's guest, with the WASI

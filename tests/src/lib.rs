@@ -317,9 +317,8 @@ impl Client {
     }
 
     /// GET `path`, again while the host answers 503, for up to `within`;
-    /// the last reply. A route with `max_concurrency = 1` is busy until its
-    /// previous run has ended, a moment after that run's response; a host
-    /// whose store is down answers 503 until it is back.
+    /// the last reply: a host whose store is down answers 503 until it is
+    /// back.
     pub fn get_while_busy(&mut self, path: &str, within: Duration) -> Reply {
         let deadline = Instant::now() + within;
         loop {

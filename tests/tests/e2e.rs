@@ -372,7 +372,7 @@ fn body_limits_end_only_the_offending_request() {
 }
 
 #[test]
-fn a_busy_route_answers_503_with_retry_after_and_never_queues() {
+fn a_busy_route_waits_briefly_then_answers_503_with_retry_after() {
     const CALLERS: usize = 6;
     let host = Host::start(&demo_config("30m"));
     let start = std::sync::Arc::new(std::sync::Barrier::new(CALLERS));
@@ -395,7 +395,7 @@ fn a_busy_route_answers_503_with_retry_after_and_never_queues() {
     assert_eq!(served + busy.len(), CALLERS, "{replies:?}");
     assert!(
         (1..=2).contains(&served),
-        "at most max_concurrency run at once: {replies:?}"
+        "at most max_concurrency run at once, and the others wait only max_queue_wait: {replies:?}"
     );
     assert!(busy.iter().all(|r| r.header("retry-after") == Some("1")));
     assert_eq!(
@@ -403,6 +403,26 @@ fn a_busy_route_answers_503_with_retry_after_and_never_queues() {
         200,
         "permits come back"
     );
+}
+
+/// With one instance allowed, a client's next request arrives while its
+/// previous run is still going (here: work after its response): it waits
+/// for that instance (`max_queue_wait`) instead of getting a 503.
+#[test]
+fn the_next_request_waits_for_a_run_that_goes_on_after_its_response() {
+    let host = Host::start(&format!(
+        "{BASE_CONFIG}\n[[routes]]\nprefix = \"/single\"\ncomponent = \"{}\"\nmax_concurrency = 1\n",
+        guest("faulty").display()
+    ));
+    let mut client = host.client();
+    for request in 0..10 {
+        let reply = client.get("/single/linger?ms=30");
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (200, "ok\n"),
+            "request {request}"
+        );
+    }
 }
 
 #[test]

@@ -8,9 +8,6 @@ use std::time::{Duration, Instant};
 use edge_session_tests::{BASE_CONFIG, Host, guest, metric_sample, with_admin};
 use serde_json::Value;
 
-/// How long a request waits out `/faulty`'s single instance being busy.
-const BUSY: Duration = Duration::from_secs(5);
-
 /// `/faulty` keeps one instance, so that consecutive requests meet it;
 /// `/counter` keeps up to eight; `/fresh` does not reuse.
 fn config() -> String {
@@ -47,16 +44,14 @@ component = "{faulty}"
 #[test]
 fn a_reused_instance_keeps_its_memory_until_a_request_fails() {
     let host = Host::start(&with_admin(&config()));
-    let remember = || host.client().get_while_busy("/faulty/remember", BUSY).body;
+    let remember = || host.client().get("/faulty/remember").body;
     assert_eq!(remember(), "41 0\n", "a fresh instance");
     // The trade-off: the next request sees what the last one left behind.
     assert_eq!(remember(), "42 262144\n");
     assert_eq!(remember(), "43 262144\n");
     // A trap, a timeout or a panic: the instance is dropped, never reused.
     for (failure, status) in [("alloc", 500), ("loop", 504), ("panic", 500)] {
-        let reply = host
-            .client()
-            .get_while_busy(&format!("/faulty/{failure}"), BUSY);
+        let reply = host.client().get(&format!("/faulty/{failure}"));
         assert_eq!(reply.status, status);
         assert_eq!(remember(), "41 0\n", "a fresh instance after /{failure}");
         assert_eq!(remember(), "42 262144\n");

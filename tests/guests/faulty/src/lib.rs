@@ -24,6 +24,8 @@
 //!   answers with its request id;
 //! - `/late-start`: sends its response head, then tries `current::start`
 //!   and writes the outcome into the body;
+//! - `/linger?ms=N`: sends its whole response ("ok"), then goes on running
+//!   for N milliseconds, as a guest's after-response work would;
 //! - `POST /ops`: makes the `sessions` call its JSON body describes, with
 //!   raw arguments, and reports the typed result (see `ops.rs`);
 //! - anything else: 200 "ok".
@@ -45,7 +47,13 @@ impl wasip2::exports::http::incoming_handler::Guest for Faulty {
         if path.ends_with("/late-start") {
             return late_start(out);
         }
+        let linger = path
+            .split_once("/linger?ms=")
+            .and_then(|(_, ms)| ms.parse::<u64>().ok());
         edge_session_guest::serve::<Faulty>(incoming, out);
+        if let Some(ms) = linger {
+            wasip2::clocks::monotonic_clock::subscribe_duration(ms * 1_000_000).block();
+        }
     }
 }
 
