@@ -24,6 +24,17 @@ async fn open(cluster: &TestCluster, expiry: ExpiryMode) -> AerospikeStore {
     AerospikeStore::open(config).await.unwrap()
 }
 
+/// A fixture cluster (for its faults), a store on it, and the id of one
+/// session holding `data`.
+async fn fixture_with_session(data: &str) -> (TestCluster, AerospikeStore, String) {
+    let cluster = TestCluster::fixture(FixtureConfig::default());
+    let store = open(&cluster, ExpiryMode::Server).await;
+    let id = session_id::generate();
+    let key = SessionKey::new("app", &id);
+    store.insert(key, data, MINUTE).await.unwrap();
+    (cluster, store, id)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn conformance_with_server_ttl() {
     let cluster = TestCluster::shared();
@@ -133,11 +144,8 @@ async fn two_hosts_share_sessions_and_their_increments_add_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_absent_backend_is_unavailable_fast_and_loses_no_acknowledged_write() {
-    let cluster = TestCluster::fixture(FixtureConfig::default());
-    let store = open(&cluster, ExpiryMode::Server).await;
-    let id = session_id::generate();
+    let (cluster, store, id) = fixture_with_session("{}").await;
     let key = SessionKey::new("app", &id);
-    store.insert(key, "{}", MINUTE).await.unwrap();
     assert_eq!(store.incr_field(key, "n", 1).await.unwrap(), 1);
 
     cluster.server().stop();
@@ -178,11 +186,8 @@ async fn an_absent_backend_is_unavailable_fast_and_loses_no_acknowledged_write()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_backend_times_out_within_the_deadline() {
-    let cluster = TestCluster::fixture(FixtureConfig::default());
-    let store = open(&cluster, ExpiryMode::Server).await;
-    let id = session_id::generate();
+    let (cluster, store, id) = fixture_with_session(r#"{"n":1}"#).await;
     let key = SessionKey::new("app", &id);
-    store.insert(key, r#"{"n":1}"#, MINUTE).await.unwrap();
 
     cluster.server().set_latency(Duration::from_secs(5));
     let started = Instant::now();
@@ -213,11 +218,8 @@ async fn a_stalled_backend_times_out_within_the_deadline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_connections_are_replaced() {
-    let cluster = TestCluster::fixture(FixtureConfig::default());
-    let store = open(&cluster, ExpiryMode::Server).await;
-    let id = session_id::generate();
+    let (cluster, store, id) = fixture_with_session("{}").await;
     let key = SessionKey::new("app", &id);
-    store.insert(key, "{}", MINUTE).await.unwrap();
     let mut acknowledged = 0;
     for _ in 0..20 {
         cluster.server().drop_connections();
@@ -240,11 +242,8 @@ async fn dropped_connections_are_replaced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_are_retried_after_a_lost_reply_and_writes_are_not() {
-    let cluster = TestCluster::fixture(FixtureConfig::default());
-    let store = open(&cluster, ExpiryMode::Server).await;
-    let id = session_id::generate();
+    let (cluster, store, id) = fixture_with_session(r#"{"n":1}"#).await;
     let key = SessionKey::new("app", &id);
-    store.insert(key, r#"{"n":1}"#, MINUTE).await.unwrap();
 
     cluster.server().cut_replies(1);
     let session = store.load(key).await.unwrap().expect("retried");
