@@ -763,6 +763,12 @@ impl Config {
                     field("timeout"),
                     "must be more than zero and at most 1h",
                 ));
+            } else if route.max_queue_wait > route.timeout {
+                // (Only against a valid timeout: one problem, one error.)
+                problems.push(error(
+                    field("max_queue_wait"),
+                    "must be at most the route's timeout",
+                ));
             }
             if !(1..=4096).contains(&route.max_memory_mib) {
                 problems.push(error(field("max_memory_mib"), "must be between 1 and 4096"));
@@ -818,12 +824,6 @@ impl Config {
                 problems.push(error(
                     field("max_concurrency"),
                     "must be at least 1 and at most engine.max_instances",
-                ));
-            }
-            if route.max_queue_wait > route.timeout {
-                problems.push(error(
-                    field("max_queue_wait"),
-                    "must be at most the route's timeout",
                 ));
             }
             if route.reuse_instances {
