@@ -321,7 +321,13 @@ impl Guest {
         };
         let incoming = match http.new_incoming_request(scheme, request) {
             Ok(incoming) => incoming,
-            Err(error) => return host_response(StatusCode::BAD_REQUEST, &format!("{error:#}\n")),
+            Err(error) => {
+                // The guest never saw the request: its instance is as good as before.
+                if let (Some(idle), Some((proxy, first_request))) = (&self.idle, reused) {
+                    idle.keep(store, proxy, Some(first_request));
+                }
+                return host_response(StatusCode::BAD_REQUEST, &format!("{error:#}\n"));
+            }
         };
         // Runs inside the guest's `response-outparam.set`: the session cookie
         // is settled at exactly the moment the head leaves the guest.
