@@ -71,7 +71,7 @@ impl Admin {
             "/metrics" => {
                 let mut response = text(
                     StatusCode::OK,
-                    crate::metrics::render(&self.metrics, &*self.store),
+                    crate::metrics::render(&self.metrics, &*self.store).await,
                 );
                 response.headers_mut().insert(
                     http::header::CONTENT_TYPE,

@@ -50,8 +50,8 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
 
 /// The metrics in Prometheus text format, with the process memory and the
 /// store's size sampled now.
-pub fn render(handle: &PrometheusHandle, store: &dyn SessionStore) -> String {
-    if let Some(size) = store.size() {
+pub async fn render(handle: &PrometheusHandle, store: &dyn SessionStore) -> String {
+    if let Some(size) = store.size().await {
         metrics::gauge!("edge_session_store_sessions").set(size.sessions as f64);
         metrics::gauge!("edge_session_store_bytes").set(size.bytes as f64);
     }

@@ -29,6 +29,29 @@ fn user_flows() {
 }
 
 #[test]
+fn metrics_report_the_sessions_the_set_holds() {
+    let cluster = TestCluster::shared();
+    let host = Host::start(&with_admin(&flows::demo_config(
+        "30m",
+        &cluster.store_toml(None, TIMEOUT),
+    )));
+    for _ in 0..3 {
+        assert_eq!(host.client().get("/counter").json()["count"], 1);
+    }
+    let metrics = host.admin().get("/metrics").body;
+    let sample = |name| metric_sample(&metrics, name, &[]);
+    assert_eq!(
+        sample("edge_session_store_sessions"),
+        Some(3.0),
+        "{metrics}"
+    );
+    assert!(
+        sample("edge_session_store_bytes").is_some_and(|bytes| bytes > 0.0),
+        "{metrics}"
+    );
+}
+
+#[test]
 fn sessions_expire() {
     let cluster = TestCluster::shared();
     flows::sessions_expire(&start(&cluster, "1s", None));

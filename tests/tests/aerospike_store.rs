@@ -35,6 +35,31 @@ async fn fixture_with_session(data: &str) -> (TestCluster, AerospikeStore, Strin
     (cluster, store, id)
 }
 
+#[tokio::test]
+async fn the_size_is_the_sets_sessions_and_their_bytes() {
+    let cluster = TestCluster::shared();
+    let store = open(&cluster, ExpiryMode::Server).await;
+    let size = store.size().await.expect("the cluster answers");
+    assert_eq!(size.sessions, 0, "a fresh set");
+    let ids: Vec<String> = (0..3).map(|_| session_id::generate()).collect();
+    let data = format!(r#"{{"note":"{}"}}"#, "x".repeat(500));
+    for id in &ids {
+        store
+            .insert(SessionKey::new("app", id), &data, MINUTE)
+            .await
+            .unwrap();
+    }
+    let size = store.size().await.expect("the cluster answers");
+    assert_eq!(size.sessions, 3);
+    assert!(size.bytes >= 3 * 500, "{} bytes", size.bytes);
+    store.delete(SessionKey::new("app", &ids[0])).await.unwrap();
+    assert_eq!(store.size().await.unwrap().sessions, 2);
+    if !cluster.is_real() {
+        cluster.server().stop();
+        assert!(store.size().await.is_none(), "unknown, not zero");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn conformance_with_server_ttl() {
     let cluster = TestCluster::shared();

@@ -174,8 +174,8 @@ impl SessionStore for CircuitBreakerStore {
         self.call(self.inner.ping()).await
     }
 
-    fn size(&self) -> Option<StoreSize> {
-        self.inner.size()
+    async fn size(&self) -> Option<StoreSize> {
+        self.inner.size().await
     }
 
     async fn insert(&self, key: SessionKey<'_>, data: &str, ttl: Duration) -> StoreResult<bool> {

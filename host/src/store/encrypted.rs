@@ -220,8 +220,8 @@ impl<S: SessionStore> SessionStore for EncryptedStore<S> {
         self.inner.ping().await
     }
 
-    fn size(&self) -> Option<StoreSize> {
-        self.inner.size()
+    async fn size(&self) -> Option<StoreSize> {
+        self.inner.size().await
     }
 
     async fn insert(&self, key: SessionKey<'_>, data: &str, ttl: Duration) -> StoreResult<bool> {

@@ -78,8 +78,8 @@ impl SessionStore for InstrumentedStore {
         self.measure(StoreOp::Ping, self.inner.ping(), ok).await
     }
 
-    fn size(&self) -> Option<StoreSize> {
-        self.inner.size()
+    async fn size(&self) -> Option<StoreSize> {
+        self.inner.size().await
     }
 
     async fn insert(&self, key: SessionKey<'_>, data: &str, ttl: Duration) -> StoreResult<bool> {

@@ -81,7 +81,8 @@ pub struct StoredSession {
 pub struct StoreSize {
     /// Sessions, including expired ones not yet deleted.
     pub sessions: u64,
-    /// Bytes on disk.
+    /// Bytes of storage they take (the embedded store: its files; Aerospike:
+    /// the set's data, one copy).
     pub bytes: u64,
 }
 
@@ -126,8 +127,9 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Checks that the backend answers, for readiness probes.
     async fn ping(&self) -> StoreResult<()>;
 
-    /// What the store holds, where the backend can tell cheaply.
-    fn size(&self) -> Option<StoreSize> {
+    /// What the store holds, where the backend can tell cheaply; `None`
+    /// when it cannot tell now.
+    async fn size(&self) -> Option<StoreSize> {
         None
     }
 

@@ -103,12 +103,26 @@ fn answer(command: &str, node: &Node, db: &Database) -> String {
             .join(";"),
         "namespace" => match namespaces.iter().find(|ns| ns.name == params) {
             Some(ns) => format!(
-                "replication-factor=1;strong-consistency=false;default-ttl=0;\
-                 nsup-period={};allow-ttl-without-nsup=false",
+                "effective_replication_factor=1;replication-factor=1;strong-consistency=false;\
+                 default-ttl=0;nsup-period={};allow-ttl-without-nsup=false",
                 if ns.forbid_ttl { 0 } else { 120 }
             ),
             None => "ERROR:20:namespace not found".into(),
         },
+        // `sets/ns/set`: the set's statistics, `:`-separated; nothing for a
+        // set that never had a record.
+        "sets" => {
+            let (namespace, set) = params.split_once('/').unwrap_or((params, ""));
+            match db.namespace(namespace.as_bytes()) {
+                Some((index, _)) => match db.set_size(index, set.as_bytes()) {
+                    (0, _) => String::new(),
+                    (objects, bytes) => format!(
+                        "objects={objects}:tombstones=0:data_used_bytes={bytes}:truncate_lut=0;"
+                    ),
+                },
+                None => "ns_type=unknown".into(),
+            }
+        }
         "user-agent-set" => "ok".into(),
         // `truncate:namespace=ns;set=s[;lut=nanos]`; the fixture keeps no
         // last-update times, so a `lut` truncates everything, like lut=now.
@@ -201,8 +215,8 @@ mod tests {
         );
         assert_eq!(
             reply,
-            "namespace/test\treplication-factor=1;strong-consistency=false;default-ttl=0;\
-             nsup-period=0;allow-ttl-without-nsup=false\n\
+            "namespace/test\teffective_replication_factor=1;replication-factor=1;\
+             strong-consistency=false;default-ttl=0;nsup-period=0;allow-ttl-without-nsup=false\n\
              bogus\tERROR:4:unrecognized command\nuser-agent-set:value=eA==\tok\n"
         );
     }

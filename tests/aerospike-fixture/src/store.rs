@@ -128,6 +128,18 @@ impl Database {
         });
     }
 
+    /// Records of one set of a namespace, expired ones not yet swept
+    /// included (as the server counts them), and their stored bytes.
+    pub(crate) fn set_size(&self, namespace: usize, set: &[u8]) -> (usize, usize) {
+        self.lock()
+            .0
+            .iter()
+            .filter(|((ns, _), record)| *ns == namespace && record.set.as_deref() == Some(set))
+            .fold((0, 0), |(count, bytes), (_, record)| {
+                (count + 1, bytes + record.stored_size())
+            })
+    }
+
     pub(crate) fn record_count(&self) -> usize {
         self.lock().0.len()
     }

@@ -31,14 +31,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aerospike::operations::{self, MapOrder};
 use aerospike::{
-    AuthMode, Bin, Client, ClientPolicy, ErrorKind, Expiration, GenerationPolicy, Key, MapPolicy,
-    MapReturnType, MapWriteFlags, ReadPolicy, Record, RecordExistsAction, ResultCode, TlsPolicy,
-    Value, WritePolicy,
+    AdminPolicy, AuthMode, Bin, Client, ClientPolicy, ErrorKind, Expiration, GenerationPolicy, Key,
+    MapPolicy, MapReturnType, MapWriteFlags, ReadPolicy, Record, RecordExistsAction, ResultCode,
+    TlsPolicy, Value, WritePolicy,
 };
 use anyhow::anyhow;
 use async_trait::async_trait;
 
-use super::{SessionKey, SessionStore, StoreError, StoreResult, StoredSession};
+use super::{SessionKey, SessionStore, StoreError, StoreResult, StoreSize, StoredSession};
 
 const DATA: &str = "data";
 const GEN: &str = "gen";
@@ -122,6 +122,8 @@ pub struct AerospikeStore {
     /// policy for every `operate`, but these may be retried as reads are.
     read_operate_policy: WritePolicy,
     write_policy: WritePolicy,
+    /// For the info commands that size the set.
+    info_policy: AdminPolicy,
     expiry: ExpiryMode,
     max_session_bytes: usize,
 }
@@ -160,6 +162,9 @@ impl AerospikeStore {
             read_policy,
             read_operate_policy,
             write_policy,
+            info_policy: AdminPolicy {
+                timeout: millis(config.timeout),
+            },
             expiry: config.expiry,
             max_session_bytes: config.max_session_bytes,
         };
@@ -423,6 +428,39 @@ impl SessionStore for AerospikeStore {
             Ok(_) => Ok(()),
             Err(e) => Err(self.error(e)),
         }
+    }
+
+    /// The set's records and data bytes from each node's statistics (info
+    /// `sets/<namespace>/<set>`), divided by the namespace's replication
+    /// factor, since each node counts the replicas it holds too. `None` when
+    /// a node does not answer: a partial sum would look like lost sessions.
+    async fn size(&self) -> Option<StoreSize> {
+        let set_command = format!("sets/{}/{}", self.namespace, self.set);
+        let namespace_command = format!("namespace/{}", self.namespace);
+        let nodes = self.client.nodes();
+        if nodes.is_empty() {
+            return None;
+        }
+        let (mut sessions, mut bytes, mut replicas) = (0, 0, 1);
+        for node in nodes {
+            let info = node
+                .info(&self.info_policy, &[&set_command, &namespace_command])
+                .await
+                .ok()?;
+            // Empty until the set has had a record.
+            let set = info.get(&set_command)?;
+            sessions += info_stat(set, "objects").unwrap_or(0);
+            bytes += info_stat(set, "data_used_bytes").unwrap_or(0);
+            let namespace = info.get(&namespace_command)?;
+            replicas = info_stat(namespace, "effective_replication_factor")
+                .or_else(|| info_stat(namespace, "replication-factor"))
+                .unwrap_or(1)
+                .max(1);
+        }
+        Some(StoreSize {
+            sessions: sessions / replicas,
+            bytes: bytes / replicas,
+        })
     }
 
     async fn insert(&self, key: SessionKey<'_>, data: &str, ttl: Duration) -> StoreResult<bool> {
@@ -741,6 +779,14 @@ fn unexpected_increment(results: impl std::fmt::Debug) -> StoreError {
     StoreError::Internal(anyhow!(
         "Aerospike answered a map increment with {results:?}"
     ))
+}
+
+/// A number from an info answer's `name=value` pairs, which sets separate
+/// with `:` and namespaces with `;`.
+fn info_stat(answer: &str, name: &str) -> Option<u64> {
+    answer
+        .split([':', ';'])
+        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
 }
 
 fn forbidden_hint(namespace: &str) -> String {

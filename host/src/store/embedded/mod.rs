@@ -339,7 +339,7 @@ impl SessionStore for EmbeddedStore {
         Ok(())
     }
 
-    fn size(&self) -> Option<StoreSize> {
+    async fn size(&self) -> Option<StoreSize> {
         Some(StoreSize {
             sessions: self.inner.records.approximate_len() as u64,
             bytes: self.inner.db.disk_space().ok()?,
