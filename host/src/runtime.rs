@@ -150,7 +150,7 @@ impl RuntimeBuilder {
             linker,
             cache: self.cache,
             reloading: Mutex::new(()),
-            unrouted: RouteMetrics::new("none"),
+            unrouted: RouteMetrics::new(UNROUTED),
             engine,
         })
     }
@@ -323,7 +323,7 @@ impl Runtime {
         request.headers_mut().insert(REQUEST_ID, id.clone());
         let path = request.uri().path();
         let route = self.routes.iter().find(|route| route.matches(path));
-        let label = route.map_or("none", |route| route.prefix.as_str());
+        let label = route.map_or(UNROUTED, |route| route.prefix.as_str());
         let span = tracing::info_span!(
             "request",
             id = id.to_str().unwrap_or_default(),
@@ -407,6 +407,9 @@ impl Runtime {
         }
     }
 }
+
+/// The route label of requests that no route matched, in logs and metrics.
+const UNROUTED: &str = "none";
 
 const REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 
