@@ -190,6 +190,22 @@ impl Host {
         Client::new(&self.address)
     }
 
+    /// Sends `request` as written, on a connection of its own, and returns
+    /// all the host answers before it closes (ask it to with a
+    /// `Connection: close` header). For requests a client library would not
+    /// send.
+    pub fn raw(&self, request: &[u8]) -> String {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&self.address).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        stream.write_all(request).unwrap();
+        let mut reply = Vec::new();
+        let _ = stream.read_to_end(&mut reply);
+        String::from_utf8_lossy(&reply).into_owned()
+    }
+
     /// A client of the admin listener (the config needs [`with_admin`]).
     pub fn admin(&self) -> Client {
         Client::new(self.admin_address.as_deref().expect("an [admin] listener"))

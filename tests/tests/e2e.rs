@@ -761,22 +761,12 @@ fn bad_arguments_get_typed_errors_and_lose_nothing() {
 
 #[test]
 fn malformed_and_oversized_cookies_and_headers_get_no_session_or_a_4xx() {
-    use std::io::{Read, Write};
     let host = Host::start(&demo_config("30m"));
-    let raw = |head: &str| -> String {
-        let mut stream = std::net::TcpStream::connect(&host.address).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        stream
-            .write_all(
-                format!("GET /counter HTTP/1.1\r\nHost: x\r\n{head}Connection: close\r\n\r\n")
-                    .as_bytes(),
-            )
-            .unwrap();
-        let mut reply = Vec::new();
-        let _ = stream.read_to_end(&mut reply);
-        String::from_utf8_lossy(&reply).into_owned()
+    let raw = |head: &str| {
+        host.raw(
+            format!("GET /counter HTTP/1.1\r\nHost: x\r\n{head}Connection: close\r\n\r\n")
+                .as_bytes(),
+        )
     };
     // Garbage in the cookie: no session is adopted, a fresh one starts.
     for cookie in [
@@ -790,12 +780,7 @@ fn malformed_and_oversized_cookies_and_headers_get_no_session_or_a_4xx() {
         assert!(reply.contains(r#"{"count":1}"#), "{cookie}: {reply}");
     }
     // Bytes that are not text in a cookie header.
-    let mut stream = std::net::TcpStream::connect(&host.address).unwrap();
-    stream
-        .write_all(b"GET /counter HTTP/1.1\r\nHost: x\r\nCookie: __Host-sid=\xff\xfe\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut reply = String::new();
-    let _ = stream.read_to_string(&mut reply);
+    let reply = host.raw(b"GET /counter HTTP/1.1\r\nHost: x\r\nCookie: __Host-sid=\xff\xfe\r\nConnection: close\r\n\r\n");
     assert!(
         reply.starts_with("HTTP/1.1 200") || reply.starts_with("HTTP/1.1 400"),
         "{reply}"

@@ -51,10 +51,7 @@ fn a_reused_instance_keeps_its_memory_until_a_request_fails() {
     assert_eq!(remember(), "43 262144\n");
     // A request the host refuses before the guest sees it leaves the
     // instance as it was.
-    let refused = raw_exchange(
-        &host,
-        "GET /faulty/remember HTTP/1.1\r\nconnection: close\r\n\r\n",
-    );
+    let refused = host.raw(b"GET /faulty/remember HTTP/1.1\r\nconnection: close\r\n\r\n");
     assert!(refused.starts_with("HTTP/1.1 400"), "{refused}");
     assert_eq!(remember(), "44 262144\n");
     // A trap, a timeout or a panic: the instance is dropped, never reused.
@@ -130,17 +127,6 @@ fn each_request_logs_its_own_output_and_a_chatty_guest_keeps_working() {
         assert!(stdout.starts_with("hello from the guest's stdout\nxxx"));
         assert!(stdout.len() <= 4096, "{} bytes kept", stdout.len());
     }
-}
-
-/// Sends `request` as written on a connection of its own and returns all
-/// the host answers before it closes.
-fn raw_exchange(host: &Host, request: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(&host.address).unwrap();
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).unwrap();
-    reply
 }
 
 /// The `guest stdout` field logged under request `id`.
