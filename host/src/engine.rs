@@ -109,3 +109,37 @@ impl Drop for GuestEngine {
 pub fn deadline_ticks(timeout: Duration) -> u64 {
     (timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64).max(1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// CVE-2026-140416: a guest's `call_indirect` through a non-final
+    /// function type needs a subtype check that wasmtime before 48.0.9 only
+    /// built with its `gc` feature, which this host leaves out: the host
+    /// process aborted. It must run (or trap) like any other call.
+    #[tokio::test]
+    async fn call_indirect_through_a_non_final_type_does_not_abort_the_host() {
+        let engine = GuestEngine::new(&EngineSettings::default()).unwrap();
+        let wasm = wat::parse_str(
+            r#"(module
+                 (type $a (sub (func)))
+                 (type $b (sub $a (func)))
+                 (table 1 funcref)
+                 (func $callee (type $b))
+                 (elem (i32.const 0) func $callee)
+                 (func (export "run") (call_indirect (type $a) (i32.const 0))))"#,
+        )
+        .unwrap();
+        let module = wasmtime::Module::new(engine.engine(), &wasm).unwrap();
+        let mut store = wasmtime::Store::new(engine.engine(), ());
+        store.set_epoch_deadline(1000);
+        let instance = wasmtime::Instance::new_async(&mut store, &module, &[])
+            .await
+            .unwrap();
+        let run = instance
+            .get_typed_func::<(), ()>(&mut store, "run")
+            .unwrap();
+        run.call_async(&mut store, ()).await.unwrap();
+    }
+}
