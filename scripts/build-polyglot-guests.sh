@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the example handlers written in Python, JavaScript and C into
-# target/wasm32-wasip2/guest/{counter,cart}-{py,js,c}.wasm, installing the
+# target/wasm32-wasip2/guest/{counter,cart}-{py,js,c}.wasm, and the spinning
+# test guest of tests/guests/spin/ into spin-{py,js}.wasm, installing the
 # pinned tools they need first:
 # - Python: componentize-py (guest/python/requirements.txt) in a venv
 #   under target/polyglot/;
@@ -47,13 +48,15 @@ if ! fresh "$venv/installed" guest/python/requirements.txt; then
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r guest/python/requirements.txt
     touch "$venv/installed"
 fi
+# $1: the module; $2: a directory of modules besides guest/python's.
 build_python() {
     "$venv/bin/componentize-py" --quiet -d wit -w handler \
-        componentize -p guest/python "$1" -o "$out/$1-py.wasm"
+        componentize -p guest/python -p "$2" "$1" -o "$out/$1-py.wasm"
 }
-for app in counter cart; do
-    if ! fresh "$out/$app-py.wasm" guest/python wit "$venv/installed"; then
-        step "$app-py.wasm" build_python "$app"
+for app in counter:guest/python cart:guest/python spin:tests/guests/spin; do
+    module=${app%%:*} dir=${app#*:}
+    if ! fresh "$out/$module-py.wasm" guest/python "$dir" wit "$venv/installed"; then
+        step "$module-py.wasm" build_python "$module" "$dir"
     fi
 done
 
@@ -68,15 +71,19 @@ done
 if ! fresh guest/js/node_modules/.package-lock.json guest/js/package.json guest/js/package-lock.json; then
     (cd guest/js && npm install --no-save --no-audit --no-fund --loglevel=error)
 fi
+# $1: the module's file.
 build_js() {
+    local source
+    source=$(realpath "$1")
     # The JavaScript engine speaks wasi:http 0.2.10: see scripts/wit-deps.sh.
     (cd guest/js && node_modules/.bin/componentize-js --wit "$target/wit-0.2.10" \
-        --world-name handler -o "$out/$1-js.wasm" "$1.js")
+        --world-name handler -o "$out/$(basename "$1" .js)-js.wasm" "$source")
 }
-for app in counter cart; do
-    if ! fresh "$out/$app-js.wasm" guest/js/*.js "$target/wit-0.2.10" \
+for source in guest/js/counter.js guest/js/cart.js tests/guests/spin/spin.js; do
+    name=$(basename "$source" .js)
+    if ! fresh "$out/$name-js.wasm" guest/js/*.js "$source" "$target/wit-0.2.10" \
         guest/js/node_modules/.package-lock.json; then
-        step "$app-js.wasm" build_js "$app"
+        step "$name-js.wasm" build_js "$source"
     fi
 done
 

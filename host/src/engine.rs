@@ -7,8 +7,9 @@
 //! pages and stays mapped: no `madvise`, no TLB shootdown across threads and
 //! no page faults for the next request (measured: 1.45× the requests per
 //! second of the hello and counter guests). Guests are interrupted through epochs: a ticker
-//! thread bumps the epoch every [`EPOCH_TICK`], and each request's store gets
-//! a deadline counted in ticks.
+//! thread bumps the epoch every [`EPOCH_TICK`], and a running guest stops at
+//! each tick to yield to other requests and to check its deadline
+//! ([`crate::guest`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,7 +24,8 @@ use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAlloc
 /// Python) has the rest of its pages unmapped as before.
 const KEEP_RESIDENT_BYTES: usize = 8 * 1024 * 1024;
 
-/// Granularity of guest deadlines.
+/// How long a guest runs before it yields to other requests, and the
+/// granularity of its deadline.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Engine-wide settings (see `[engine]` in the config reference).
@@ -103,11 +105,6 @@ impl Drop for GuestEngine {
             let _ = thread.join();
         }
     }
-}
-
-/// Epoch ticks for a deadline, rounded up, at least one.
-pub fn deadline_ticks(timeout: Duration) -> u64 {
-    (timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64).max(1)
 }
 
 #[cfg(test)]

@@ -7,6 +7,11 @@
 //! guest sees no filesystem, environment, sockets or outgoing HTTP; its
 //! memory is capped and its run time bounded. A trap, a timeout or a missing response ends
 //! only this request, as a 500 or 504.
+//!
+//! A guest that computes rather than waits still shares the host: at every
+//! epoch tick it yields to the tokio scheduler, behind every other task
+//! ready to run, so a handful of spinning requests cannot hold the workers
+//! that serve everyone else. The same tick checks its deadline.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,7 +24,9 @@ use http_body_util::BodyExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tracing::Instrument;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Engine, PoolConcurrencyLimitError, Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime::{
+    Engine, PoolConcurrencyLimitError, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline,
+};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
@@ -28,11 +35,11 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::body_limit::{LimitedBody, declared_length};
 use crate::current_host::RequestSession;
-use crate::engine::deadline_ticks;
 use crate::guest_output::GuestOutput;
 use crate::idle_instances::IdleInstances;
 use crate::metrics::RouteMetrics;
 use crate::outgoing_http::OutgoingHttp;
+use crate::session_cookie::SessionCookie;
 use crate::sessions_host::{SessionImports, SessionPolicy, SessionsContext};
 use crate::store::SessionStore;
 
@@ -57,7 +64,8 @@ pub struct Capabilities {
 pub struct GuestLimits {
     /// Cap on the guest's linear memories, in bytes.
     pub max_memory_bytes: usize,
-    /// Wall-clock deadline for the whole request, including CPU-bound loops.
+    /// Wall-clock deadline for the whole request, counted from when it
+    /// reaches the route (waiting for an instance included).
     pub timeout: Duration,
     /// Largest request body; larger requests get a 413.
     pub max_request_bytes: u64,
@@ -98,6 +106,8 @@ pub struct InstanceState {
     limits: StoreLimits,
     sessions: SessionsContext,
     output: GuestOutput,
+    /// When the current request's time is up.
+    deadline: Instant,
 }
 
 impl InstanceState {
@@ -275,6 +285,7 @@ impl Guest {
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
         let limits = self.limits;
+        let deadline = Instant::now() + limits.timeout;
         let Some(permit) = self.instance_permit().await else {
             tracing::debug!(route = %self.name, limit = limits.max_concurrency, "route busy");
             return overloaded();
@@ -288,11 +299,11 @@ impl Guest {
         let (body, request_too_large) = LimitedBody::request(body, limits.max_request_bytes);
         let request = http::Request::from_parts(parts, body);
 
-        let cookie_id = self
-            .sessions
-            .as_ref()
-            .and_then(|policy| policy.cookie.read(request.headers()));
-        let request_session = Arc::new(RequestSession::new(cookie_id));
+        let cookie = match &self.sessions {
+            Some(policy) => policy.cookie.read(request.headers()),
+            None => SessionCookie::Absent,
+        };
+        let request_session = Arc::new(RequestSession::new(cookie));
         let sessions = SessionsContext::new(
             self.sessions.clone(),
             self.store.clone(),
@@ -311,7 +322,8 @@ impl Guest {
                 }
             },
         };
-        store.set_epoch_deadline(deadline_ticks(limits.timeout));
+        store.data_mut().deadline = deadline;
+        store.set_epoch_deadline(1);
 
         let (sender, receiver) = oneshot::channel();
         let http = &mut store.data_mut().http();
@@ -382,7 +394,7 @@ impl Guest {
                         .await?;
                     Ok(proxy)
                 };
-                let result = tokio::time::timeout(timeout, call).await;
+                let result = tokio::time::timeout_at(deadline.into(), call).await;
                 let outcome = Outcome::report(&route, timeout, &result, &store.data().output);
                 if let (Some(idle), Ok(Ok(proxy))) = (idle, result) {
                     if responded.load(Ordering::Acquire) {
@@ -483,10 +495,23 @@ impl Guest {
                 .build(),
             sessions,
             output,
+            deadline: Instant::now(),
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.limits);
-        store.epoch_deadline_trap();
+        // Called at each tick while the guest runs (the deadline is one tick
+        // ahead): a guest blocked in a host call is stopped by the timer
+        // around the call instead. tokio's `yield_now` puts the task behind
+        // the tasks waiting for I/O too, where a plain wake would not.
+        store.epoch_deadline_callback(|store| {
+            if Instant::now() >= store.data().deadline {
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            Ok(UpdateDeadline::YieldCustom(
+                1,
+                Box::pin(tokio::task::yield_now()),
+            ))
+        });
         Ok(store)
     }
 
