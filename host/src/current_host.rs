@@ -12,7 +12,7 @@ use std::time::SystemTime;
 
 use http::HeaderValue;
 
-use crate::session_cookie::CookiePolicy;
+use crate::session_cookie::{CookiePolicy, SessionCookie};
 use crate::session_id;
 use crate::sessions_host::{Error, Session, SessionsContext, current, whole_seconds_left};
 use crate::store::SessionKey;
@@ -43,12 +43,20 @@ enum CookieChange {
 }
 
 impl RequestSession {
-    /// A request whose cookie carried `id` (not yet checked against the store).
-    pub fn new(id: Option<String>) -> Self {
+    /// A request with what its cookie says: an id (not yet checked against
+    /// the store), or a cookie the host rejected, which the response removes
+    /// unless the guest starts a session.
+    pub fn new(cookie: SessionCookie) -> Self {
+        let (id, change) = match cookie {
+            SessionCookie::Absent => (None, None),
+            SessionCookie::Id(id) => (Some(id), None),
+            SessionCookie::Rejected => (None, Some(CookieChange::Remove)),
+        };
         Self {
             state: Mutex::new(State {
                 id,
-                ..State::default()
+                change,
+                head_sent: false,
             }),
         }
     }
@@ -215,7 +223,7 @@ mod tests {
     #[test]
     fn the_last_change_before_the_head_wins_and_nothing_after() {
         let policy = CookiePolicy::default();
-        let request = RequestSession::new(Some("AAAAAAAAAAAAAAAAAAAAAA".into()));
+        let request = RequestSession::new(SessionCookie::Id("AAAAAAAAAAAAAAAAAAAAAA".into()));
         request.forget();
         request.replace("BBBBBBBBBBBBBBBBBBBBBA".into());
         let header = request.settle(&policy).unwrap();
@@ -236,8 +244,25 @@ mod tests {
 
     #[test]
     fn a_request_without_a_cookie_gets_none() {
-        let request = RequestSession::new(None);
+        let request = RequestSession::new(SessionCookie::Absent);
         request.forget();
         assert_eq!(request.settle(&CookiePolicy::default()), None);
+    }
+
+    #[test]
+    fn a_rejected_cookie_is_removed_unless_a_session_starts() {
+        let policy = CookiePolicy::default();
+        let request = RequestSession::new(SessionCookie::Rejected);
+        request.forget();
+        let removal = request.settle(&policy).unwrap();
+        assert!(
+            removal.to_str().unwrap().contains("Max-Age=0"),
+            "{removal:?}"
+        );
+
+        let request = RequestSession::new(SessionCookie::Rejected);
+        request.replace("BBBBBBBBBBBBBBBBBBBBBA".into());
+        let header = request.settle(&policy).unwrap();
+        assert!(header.to_str().unwrap().starts_with("__Host-sid=BBBB"));
     }
 }

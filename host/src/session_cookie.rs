@@ -51,31 +51,41 @@ impl CookiePolicy {
         }
     }
 
-    /// The session id the request's cookie carries, if it has the shape of
-    /// an id this host issues (and, with signing keys, a valid signature).
-    /// Whether it names a live session is for the store to say. Of several
-    /// cookies with the route's name, the first acceptable one counts, so a
-    /// junk cookie cannot hide the real one. Non-ASCII bytes in other
-    /// cookies (a UTF-8 value, say) do not hide it either.
-    pub fn read(&self, headers: &HeaderMap) -> Option<String> {
+    /// What the request's cookies of the route's name say: the session id
+    /// of the first one that has the shape of an id this host issues (and,
+    /// with signing keys, a valid signature), so a junk cookie cannot hide
+    /// the real one. Whether that id names a live session is for the store
+    /// to say. Non-ASCII bytes in other cookies (a UTF-8 value, say) do not
+    /// hide it either.
+    pub fn read(&self, headers: &HeaderMap) -> SessionCookie {
         let name = self.wire_name();
-        headers
-            .get_all(http::header::COOKIE)
-            .iter()
-            .find_map(|value| {
-                let text = String::from_utf8_lossy(value.as_bytes());
-                Cookie::split_parse(text.as_ref())
-                    .filter_map(Result::ok)
-                    .filter(|cookie| cookie.name() == name)
-                    .find_map(|cookie| {
-                        let value = cookie.value();
-                        let id = match &self.signing {
-                            Some(keys) => keys.verify(&name, value)?,
-                            None => value,
-                        };
-                        session_id::validate(id).is_ok().then(|| id.to_owned())
-                    })
-            })
+        let mut rejected = false;
+        for value in headers.get_all(http::header::COOKIE) {
+            let text = String::from_utf8_lossy(value.as_bytes());
+            let ours = Cookie::split_parse(text.as_ref())
+                .filter_map(Result::ok)
+                .filter(|cookie| cookie.name() == name);
+            for cookie in ours {
+                match self.accept(cookie.value()) {
+                    Some(id) => return SessionCookie::Id(id.to_owned()),
+                    None => rejected = true,
+                }
+            }
+        }
+        if rejected {
+            SessionCookie::Rejected
+        } else {
+            SessionCookie::Absent
+        }
+    }
+
+    /// The id in a cookie value, if the host could have issued the value.
+    fn accept<'v>(&self, value: &'v str) -> Option<&'v str> {
+        let id = match &self.signing {
+            Some(keys) => keys.verify(&self.wire_name(), value)?,
+            None => value,
+        };
+        session_id::validate(id).is_ok().then_some(id)
     }
 
     /// `Set-Cookie` for a session id.
@@ -109,6 +119,29 @@ impl CookiePolicy {
     fn header(&self, cookie: Cookie<'_>) -> HeaderValue {
         // Names, ids and domains are validated tokens, so this cannot fail.
         HeaderValue::from_str(&cookie.to_string()).expect("cookie is a valid header value")
+    }
+}
+
+/// What a request's cookies say about the route's session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SessionCookie {
+    /// No cookie of the route's name.
+    Absent,
+    /// The id an acceptable cookie carries.
+    Id(String),
+    /// Cookies of the route's name that the host could not have issued
+    /// (malformed, forged, signed with an unknown key): the response
+    /// removes the cookie rather than leave it in the browser.
+    Rejected,
+}
+
+impl SessionCookie {
+    /// The id, when the cookie carries an acceptable one.
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            SessionCookie::Id(id) => Some(id),
+            SessionCookie::Absent | SessionCookie::Rejected => None,
+        }
     }
 }
 
@@ -204,36 +237,38 @@ mod tests {
 
     #[test]
     fn reads_only_well_formed_ids_under_the_prefixed_name() {
+        use SessionCookie::{Absent, Id, Rejected};
         let policy = CookiePolicy::default();
         let id = session_id::generate();
         assert_eq!(
             policy.read(&headers(&format!("a=1; __Host-sid={id}; b=2"))),
-            Some(id.clone())
+            Id(id.clone())
         );
         assert_eq!(
             policy.read(&headers(&format!("sid={id}"))),
-            None,
+            Absent,
             "the unprefixed name is someone else's"
         );
-        assert_eq!(policy.read(&headers("__Host-sid=short")), None);
+        assert_eq!(policy.read(&headers("__Host-sid=short")), Rejected);
         assert_eq!(
             policy.read(&headers("__Host-sid=AAAAAAAAAAAAAAAAAAAAAB")),
-            None,
+            Rejected,
             "not an id we issue"
         );
-        assert_eq!(policy.read(&headers("garbage;;;=")), None);
+        assert_eq!(policy.read(&headers("garbage;;;=")), Absent);
         let mut utf8 = HeaderMap::new();
         let text = format!("lang=français; __Host-sid={id}");
         utf8.append(
             http::header::COOKIE,
             HeaderValue::from_bytes(text.as_bytes()).unwrap(),
         );
-        assert_eq!(policy.read(&utf8), Some(id.clone()), "other cookies' UTF-8");
-        assert_eq!(policy.read(&HeaderMap::new()), None);
+        assert_eq!(policy.read(&utf8), Id(id.clone()), "other cookies' UTF-8");
+        assert_eq!(policy.read(&HeaderMap::new()), Absent);
     }
 
     #[test]
     fn signed_cookies_carry_and_require_a_valid_signature() {
+        use SessionCookie::{Id, Rejected};
         let keys = SigningKeys::new([("k1", &[7u8; 32][..])]).unwrap();
         let policy = CookiePolicy {
             signing: Some(Arc::new(keys)),
@@ -243,16 +278,18 @@ mod tests {
         let header = policy.set(&id);
         let pair = header.to_str().unwrap().split(';').next().unwrap();
         assert!(pair.starts_with(&format!("__Host-sid={id}.k1.")), "{pair}");
-        assert_eq!(policy.read(&headers(pair)), Some(id.clone()));
+        assert_eq!(policy.read(&headers(pair)), Id(id.clone()));
 
         let unsigned = format!("__Host-sid={id}");
-        assert_eq!(policy.read(&headers(&unsigned)), None, "unsigned id");
+        assert_eq!(policy.read(&headers(&unsigned)), Rejected, "unsigned id");
         let forged = pair.replace(&id, &session_id::generate());
-        assert_eq!(policy.read(&headers(&forged)), None, "id swapped");
+        assert_eq!(policy.read(&headers(&forged)), Rejected, "id swapped");
+        let unknown_key = pair.replace(".k1.", ".k2.");
+        assert_eq!(policy.read(&headers(&unknown_key)), Rejected, "key id");
         // A junk cookie of the same name does not hide the real one.
         assert_eq!(
             policy.read(&headers(&format!("{unsigned}; {pair}"))),
-            Some(id)
+            Id(id)
         );
     }
 

@@ -426,20 +426,32 @@ fn the_next_request_waits_for_a_run_that_goes_on_after_its_response() {
 }
 
 #[test]
-fn stale_cookies_are_removed_and_never_adopted() {
+fn stale_and_malformed_cookies_are_removed_and_never_adopted() {
     let host = Host::start(&demo_config("30m"));
-    let mut client = host.client();
-    client.set_cookie(SHOP_COOKIE, Some("AAAAAAAAAAAAAAAAAAAAAA"));
-    let reply = client.get("/shop/cart");
-    assert_eq!(reply.status, 401);
+    for cookie in [
+        "AAAAAAAAAAAAAAAAAAAAAA",
+        "garbage",
+        // The right length, but the last character carries bits an id never has.
+        "AAAAAAAAAAAAAAAAAAAAAB",
+    ] {
+        let mut client = host.client();
+        client.set_cookie(SHOP_COOKIE, Some(cookie));
+        let reply = client.get("/shop/cart");
+        assert_eq!(reply.status, 401, "{cookie}");
+        assert_cookie_removed(&reply, SHOP_COOKIE);
+        assert_eq!(client.cookie(SHOP_COOKIE), None);
+    }
+}
+
+/// The reply removes the cookie `name`.
+fn assert_cookie_removed(reply: &edge_session_tests::Reply, name: &str) {
     let removal = reply
         .header("set-cookie")
-        .expect("the stale cookie is removed");
+        .unwrap_or_else(|| panic!("{name} is not removed: {reply:?}"));
     assert!(
-        removal.starts_with("__Host-shop_sid=;") && removal.contains("Max-Age=0"),
+        removal.starts_with(&format!("{name}=;")) && removal.contains("Max-Age=0"),
         "{removal}"
     );
-    assert_eq!(client.cookie(SHOP_COOKIE), None);
 }
 
 #[test]
@@ -491,24 +503,15 @@ fn the_cookie_cannot_change_after_the_response_head() {
     assert!(reply.header("set-cookie").is_none());
 }
 
-/// The counter on a host that signs its cookies with `keys` (id, base64
-/// secret), the signing key first.
+/// The counter and the shop on a host that signs its cookies with `keys`
+/// (id, base64 secret), the signing key first.
 fn signed_config(keys: &[(&str, &str)]) -> String {
     let keys: String = keys
         .iter()
         .map(|(id, secret)| format!("[[cookie_keys]]\nid = \"{id}\"\nsecret = \"{secret}\"\n"))
         .collect();
-    format!(
-        r#"
-{keys}
-{BASE_CONFIG}
-[[routes]]
-prefix = "/counter"
-component = "{counter}"
-namespace = "counter"
-"#,
-        counter = guest("counter").display(),
-    )
+    let apps = flows::app_routes(&guest("counter"), &guest("cart"), "30m", "");
+    format!("{keys}\n{BASE_CONFIG}\n{apps}")
 }
 
 #[test]
@@ -523,11 +526,22 @@ fn signed_cookies_reject_forgeries_and_survive_key_rotation() {
     assert!(signature.starts_with("old."), "{signed}");
     assert_eq!(client.get("/counter").json()["count"], 2);
 
-    // The bare id, or another id under the same signature, is not adopted.
-    for forged in [id.to_owned(), format!("AAAAAAAAAAAAAAAAAAAAAA.{signature}")] {
+    // The bare id, another id under the same signature, an unknown key id
+    // or a signature made for another cookie name: none is adopted, and a
+    // route that starts no session removes it.
+    let forgeries = [
+        id.to_owned(),
+        format!("AAAAAAAAAAAAAAAAAAAAAA.{signature}"),
+        signed.replacen(".old.", ".gone.", 1),
+    ];
+    for forged in forgeries {
         let mut forger = host.client();
         forger.set_cookie(COUNTER_COOKIE, Some(&forged));
         assert_eq!(forger.get("/counter").json()["count"], 1, "{forged}");
+        forger.set_cookie(SHOP_COOKIE, Some(&forged));
+        let reply = forger.get("/shop/cart");
+        assert_eq!(reply.status, 401, "{forged}");
+        assert_cookie_removed(&reply, SHOP_COOKIE);
     }
     assert_eq!(
         client.get("/counter").json()["count"],
