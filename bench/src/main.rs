@@ -13,6 +13,7 @@ mod servers;
 mod table;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -67,6 +68,11 @@ struct RunArgs {
     /// guest→host call); default all.
     #[arg(long, value_delimiter = ',')]
     rows: Vec<String>,
+    /// The edge-session binary to measure; by default the release build
+    /// beside the bench. Run the bench once per build, alternating, to
+    /// compare two builds in one sitting.
+    #[arg(long)]
+    host: Option<PathBuf>,
     /// Scale runs: the counter among this many stored sessions of ~1 KiB
     /// each (e.g. `10000,100000,1000000`); none by default.
     #[arg(long, value_delimiter = ',')]
@@ -87,7 +93,7 @@ fn main() -> Result<()> {
 }
 
 fn run(args: &RunArgs) -> Result<()> {
-    let layout = Layout::of_current_exe()?;
+    let layout = Layout::of_current_exe(args.host.clone())?;
     layout.host_binary()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.threads)

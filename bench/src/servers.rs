@@ -23,19 +23,26 @@ const START_TIMEOUT: Duration = Duration::from_secs(180);
 /// from `target/release/`, next to `edge-session`.
 pub struct Layout {
     release_dir: PathBuf,
+    /// The host to measure when not the one beside the bench (an older
+    /// build, to compare two side by side).
+    host: Option<PathBuf>,
 }
 
 impl Layout {
-    pub fn of_current_exe() -> Result<Self> {
+    pub fn of_current_exe(host: Option<PathBuf>) -> Result<Self> {
         let exe = std::env::current_exe()?;
         let release_dir = exe.parent().context("the bench binary's directory")?;
         Ok(Self {
             release_dir: release_dir.to_owned(),
+            host,
         })
     }
 
     pub fn host_binary(&self) -> Result<PathBuf> {
-        let path = self.release_dir.join("edge-session");
+        let path = match &self.host {
+            Some(host) => host.clone(),
+            None => self.release_dir.join("edge-session"),
+        };
         if !path.is_file() {
             bail!(
                 "{} is missing: build it with `cargo build --release -p edge-session`",
