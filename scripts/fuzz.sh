@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 
 seconds="${1:-30}"
 
-# 0.13.2 is the newest cargo-fuzz; it builds with Rust 1.95.
+scripts/setup.sh
+# 0.13.2 is the newest cargo-fuzz.
 if ! command -v cargo-fuzz >/dev/null; then
     cargo install cargo-fuzz --version 0.13.2 --locked
 fi

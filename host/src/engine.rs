@@ -112,9 +112,10 @@ mod tests {
     use super::*;
 
     /// CVE-2026-140416: a guest's `call_indirect` through a non-final
-    /// function type needs a subtype check that wasmtime before 48.0.9 only
-    /// built with its `gc` feature, which this host leaves out: the host
-    /// process aborted. It must run (or trap) like any other call.
+    /// function type needs a subtype check that wasmtime 48.0.8, 49.0.5 and
+    /// 50.0.1 only built with their `gc` feature, which this host leaves
+    /// out: the host process aborted. It must run (or trap) like any other
+    /// call.
     #[tokio::test]
     async fn call_indirect_through_a_non_final_type_does_not_abort_the_host() {
         let engine = GuestEngine::new(&EngineSettings::default()).unwrap();

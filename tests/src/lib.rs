@@ -41,19 +41,20 @@ pub fn host_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("EDGE_SESSION_BIN") {
         return PathBuf::from(path);
     }
-    // Test executables live in target/<profile>/deps/; the binary one level up.
+    // The binary is in target/<profile>/; test executables somewhere below
+    // it (deps/, or build/<package>/<hash>/out/ since cargo 1.100).
     let exe = std::env::current_exe().expect("current test executable");
-    let path = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>")
-        .join("edge-session");
-    assert!(
-        path.is_file(),
-        "{} is missing: build it with `cargo build -p edge-session` (or run scripts/test.sh)",
-        path.display()
-    );
-    path
+    exe.ancestors()
+        .skip(1)
+        .map(|dir| dir.join("edge-session"))
+        .find(|path| path.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "no edge-session binary above {}: build it with `cargo build -p edge-session` \
+                 (or run scripts/test.sh)",
+                exe.display()
+            )
+        })
 }
 
 /// The start of every test config: the shared artifact cache and the

@@ -72,7 +72,7 @@ impl Shared {
     /// Whether this data command's reply is to be cut (counting it if so).
     fn cut_this_reply(&self) -> bool {
         self.replies_to_cut
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+            .try_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
                 left.checked_sub(1)
             })
             .is_ok()
