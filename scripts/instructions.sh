@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Counts the instructions the host process executes per request, with
 # valgrind's callgrind: a figure that does not move with the machine's load,
-# so two builds compare exactly (the README's performance section quotes it).
+# so two builds compare exactly (docs/performance.md quotes it).
 # Usage: scripts/instructions.sh [HOST_BINARY] [REQUESTS]
 #   HOST_BINARY  default target/release/edge-session (build it first)
 #   REQUESTS     keep-alive requests counted per route, default 300

@@ -2,7 +2,7 @@
 # The test suite, as CI runs it: formatting, lints, then every test
 # (unit, store conformance, end-to-end over HTTP against the real binary).
 # The Aerospike tests use the in-repo test server, or the real cluster named
-# by AEROSPIKE_HOSTS (see the README).
+# by AEROSPIKE_HOSTS (see docs/aerospike.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

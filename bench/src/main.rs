@@ -2,7 +2,7 @@
 //! axum + tower-sessions app a Rust user would write instead, on the
 //! "session counter" workload, one server after another with the same load
 //! generator, the whole table twice. `scripts/bench.sh` builds everything
-//! and runs it; see the README's "Performance" section.
+//! and runs it; see docs/performance.md.
 
 mod calls;
 mod load;

@@ -2,7 +2,7 @@
 //!
 //! Every problem is reported with the path of the field at fault (for
 //! example `routes[1].default_ttl`) and, for syntax errors, the line. Paths
-//! in the file are relative to the file's directory. The README has the full
+//! in the file are relative to the file's directory. docs/configuration.md has the full
 //! reference; `guest/demo.toml` is a working example.
 
 use std::collections::HashSet;
