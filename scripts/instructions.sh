@@ -6,7 +6,10 @@
 #   HOST_BINARY  default target/release/edge-session (build it first)
 #   REQUESTS     keep-alive requests counted per route, default 300
 # Prints instructions per request for `hello` (no sessions) and `counter`
-# (one session read and incremented per request), each after a warm-up.
+# (one session read and incremented per request), each after a warm-up, and
+# per guest→host call: the test guest's `/calls?n=N` reads a session field
+# N times, so the difference between N = 200 and N = 0, over 200, is one
+# call (the bench's `calls` row, in instructions).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,7 +22,7 @@ for tool in valgrind callgrind_control curl; do
         exit 1
     fi
 done
-for guest in hello counter; do
+for guest in hello counter faulty; do
     if [[ ! -f $guests/$guest.wasm ]]; then
         echo "error: $guests/$guest.wasm is missing: run scripts/build-guests.sh" >&2
         exit 1
@@ -46,6 +49,12 @@ max_concurrency = 2
 prefix = "/counter"
 component = "$guests/counter.wasm"
 namespace = "counter"
+max_concurrency = 2
+
+[[routes]]
+prefix = "/faulty"
+component = "$guests/faulty.wasm"
+namespace = "faulty"
 max_concurrency = 2
 
 [routes.cookie]
@@ -79,14 +88,23 @@ count() {
     curl -sf -c "$work/jar" -b "$work/jar" "${urls[@]}"
 }
 
-for route in /hello /counter; do
-    count "$route" 50
+# `measure ROUTE N`: instructions per request over N requests to ROUTE.
+measure() {
+    count "$1" 20
     callgrind_control -i on "$pid" >/dev/null 2>&1
     callgrind_control -z "$pid" >/dev/null 2>&1
-    count "$route" "$requests"
-    callgrind_control --dump="$route" "$pid" >/dev/null 2>&1
+    count "$1" "$2"
+    callgrind_control --dump="$1" "$pid" >/dev/null 2>&1
     callgrind_control -i off "$pid" >/dev/null 2>&1
-    dump=$(grep -lx "desc: Trigger: dump $route" "$work"/callgrind.*)
-    total=$(sed -n 's/^summary: *//p' "$dump")
-    echo "$route: $((total / requests)) instructions per request"
+    local dump
+    dump=$(grep -lxF "desc: Trigger: dump $1" "$work"/callgrind.*)
+    echo $(($(sed -n 's/^summary: *//p' "$dump") / $2))
+}
+
+for route in /hello /counter; do
+    echo "$route: $(measure "$route" "$requests") instructions per request"
 done
+calls=200
+without=$(measure "/faulty/calls?n=0" 50)
+with=$(measure "/faulty/calls?n=$calls" 50)
+echo "one guest→host call: $(((with - without) / calls)) instructions"

@@ -144,9 +144,9 @@ fn run(args: &RunArgs) -> Result<()> {
         eprintln!("the cost of one guest→host call");
         match calls::per_call(&layout, &runtime) {
             Ok(cost) => println!(
-                "\none guest→host call (get-field, embedded store): {:.2} µs (target < 2 µs: {})",
+                "\none guest→host call (get-field, embedded store): {:.2} µs (target < 1 µs: {})",
                 cost.as_secs_f64() * 1e6,
-                if cost < Duration::from_micros(2) {
+                if cost < Duration::from_micros(1) {
                     "met"
                 } else {
                     "missed"

@@ -40,16 +40,26 @@ pub fn tag(id: &str) -> String {
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The base64url alphabet as a table: a lookup per byte, on every session
+/// call, instead of a chain of range checks.
+const BASE64URL: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let byte = b as u8;
+        table[b] = byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_';
+        b += 1;
+    }
+    table
+};
+
 /// Checks that `id` has the shape of an id this host generates, before it
 /// gets near a store. Returns the reason when it does not.
 pub fn validate(id: &str) -> Result<(), &'static str> {
     if id.len() != ID_LEN {
         return Err("session id must be 22 characters");
     }
-    if !id
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
+    if !id.bytes().all(|b| BASE64URL[usize::from(b)]) {
         return Err("session id must be base64url (A-Z a-z 0-9 - _)");
     }
     // 22 characters carry 132 bits: the last one must leave the 4 spare bits
@@ -108,6 +118,12 @@ mod tests {
         }
         for last in ['-', '_'] {
             assert!(validate(&format!("AAAAAAAAAAAAAAAAAAAAA{last}")).is_err());
+        }
+        // Every ASCII byte in the first place: accepted exactly when base64url.
+        for first in 0u8..128 {
+            let id = format!("{}AAAAAAAAAAAAAAAAAAAAA", first as char);
+            let base64url = first.is_ascii_alphanumeric() || b"-_".contains(&first);
+            assert_eq!(validate(&id).is_ok(), base64url, "{first}");
         }
     }
 }

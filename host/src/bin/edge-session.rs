@@ -13,6 +13,9 @@ use edge_session::reload::{self, Reloader};
 use edge_session::server;
 use tracing_subscriber::EnvFilter;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Our logs at info; the storage engine's only when something is wrong.
 const DEFAULT_LOG_FILTER: &str = "info,fjall=warn,lsm_tree=warn";
 
