@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 
 use arbitrary::Arbitrary;
-use edge_session::json_object::{
+use edge_session::session::json_object::{
     IncrementError, JsonObject, MAX_NESTING, check_portable, parse_value,
 };
 use libfuzzer_sys::fuzz_target;

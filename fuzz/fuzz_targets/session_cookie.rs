@@ -7,9 +7,9 @@
 use std::sync::Arc;
 
 use arbitrary::Arbitrary;
-use edge_session::cookie_signing::SigningKeys;
-use edge_session::session_cookie::{CookiePolicy, SessionCookie, validate_domain, validate_name};
-use edge_session::session_id;
+use edge_session::session::cookie::{CookiePolicy, SessionCookie, validate_domain, validate_name};
+use edge_session::session::id as session_id;
+use edge_session::session::signing::SigningKeys;
 use http::header::COOKIE;
 use http::{HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;

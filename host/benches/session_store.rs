@@ -10,7 +10,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use edge_session::session_id;
+use edge_session::session::id as session_id;
 use edge_session::store::{EmbeddedConfig, EmbeddedStore, SessionKey, SessionStore};
 
 const SESSIONS: usize = 1000;

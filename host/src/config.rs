@@ -14,22 +14,21 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::artifact_cache::ArtifactCache;
-use crate::cookie_signing::{self, SigningKeys};
-use crate::engine::EngineSettings;
-use crate::guest::{Capabilities, GuestLimits};
-use crate::outgoing_http::OutgoingHttp;
-use crate::runtime::{self, RouteSpec, Runtime};
-use crate::secret_keys::KeySpec;
-use crate::server::ServerSettings;
-use crate::session_cookie::{self, CookiePolicy};
-use crate::sessions_host::SessionPolicy;
+use crate::http::server::ServerSettings;
+use crate::http::tls::{self, TlsFile};
+use crate::session::cookie::{self as session_cookie, CookiePolicy};
+use crate::session::keys::KeySpec;
+use crate::session::signing::{self as cookie_signing, SigningKeys};
 use crate::store::{
-    AerospikeConfig, AerospikeStore, BreakerSettings, CircuitBreakerStore, Durability,
-    EmbeddedConfig, EmbeddedStore, EncryptedStore, EncryptionKeys, ExpiryMode, InstrumentedStore,
+    AerospikeConfig, BreakerSettings, Durability, EmbeddedConfig, EncryptionKeys, ExpiryMode,
     SessionStore,
 };
-use crate::tls::{self, TlsFile};
+use crate::wasm::artifact_cache::ArtifactCache;
+use crate::wasm::engine::EngineSettings;
+use crate::wasm::outgoing_http::OutgoingHttp;
+use crate::wasm::runtime::{self, RouteSpec, Runtime};
+use crate::wasm::sandbox::{Capabilities, GuestLimits};
+use crate::wit::SessionPolicy;
 
 const MIB: usize = 1024 * 1024;
 
@@ -863,68 +862,50 @@ impl Config {
         }
     }
 
-    /// Opens the configured session store (connecting to it, for a
-    /// distributed one).
-    pub async fn open_store(&self) -> anyhow::Result<Arc<dyn SessionStore>> {
-        let (backend, mut store) = self.open_backend().await?;
+    /// The embedded backend's settings, for sessions of up to
+    /// `max_session_bytes` as stored (sealed, when encrypted).
+    pub fn embedded_config(&self, max_session_bytes: usize) -> EmbeddedConfig {
+        let section = &self.store.embedded;
+        EmbeddedConfig {
+            path: section.path.clone(),
+            durability: match section.durability {
+                DurabilityMode::Buffered => Durability::Buffered {
+                    sync_interval: section.sync_interval,
+                },
+                DurabilityMode::Fsync => Durability::Fsync,
+            },
+            sweep_interval: section.sweep_interval,
+            cache_bytes: section.cache_mib * MIB as u64,
+            max_session_bytes,
+        }
+    }
+
+    /// The Aerospike backend's settings (with its password read from the
+    /// environment), for sessions of up to `max_session_bytes` as stored.
+    pub fn aerospike_config(
+        &self,
+        max_session_bytes: usize,
+    ) -> Result<AerospikeConfig, ConfigError> {
+        let section = self.store.aerospike.as_ref().expect("validated");
+        section.store_config(max_session_bytes)
+    }
+
+    /// The keys that encrypt session data at rest, when configured.
+    pub fn encryption_keys(&self) -> Option<Arc<EncryptionKeys>> {
+        self.store.encryption.clone()
+    }
+
+    /// The circuit breaker's settings; `None` when it is off.
+    pub fn breaker_settings(&self) -> Option<BreakerSettings> {
         let breaker = &self.store.circuit_breaker;
-        if breaker.failures > 0 {
-            let settings = BreakerSettings {
-                failures: breaker.failures,
-                open_for: breaker.open_for,
-            };
-            store = Arc::new(CircuitBreakerStore::new(store, settings));
-        }
-        // Outside the breaker, so that calls it fails fast count as unavailable.
-        Ok(Arc::new(InstrumentedStore::new(store, backend)))
-    }
-
-    /// The backend's metrics label and the store, encrypted if configured.
-    async fn open_backend(&self) -> anyhow::Result<(&'static str, Arc<dyn SessionStore>)> {
-        let max_session_bytes = self.store.max_session_bytes;
-        // Sealed data is larger than the plaintext the limit is about.
-        let stored_bytes = match &self.store.encryption {
-            Some(keys) => keys.stored_bytes(max_session_bytes),
-            None => max_session_bytes,
-        };
-        match self.store.backend {
-            Backend::Embedded => {
-                let section = &self.store.embedded;
-                let store = EmbeddedStore::open(EmbeddedConfig {
-                    path: section.path.clone(),
-                    durability: match section.durability {
-                        DurabilityMode::Buffered => Durability::Buffered {
-                            sync_interval: section.sync_interval,
-                        },
-                        DurabilityMode::Fsync => Durability::Fsync,
-                    },
-                    sweep_interval: section.sweep_interval,
-                    cache_bytes: section.cache_mib * MIB as u64,
-                    max_session_bytes: stored_bytes,
-                })?;
-                Ok(("embedded", self.encrypted(store)))
-            }
-            Backend::Aerospike => {
-                let section = self.store.aerospike.as_ref().expect("validated");
-                let store = AerospikeStore::open(section.store_config(stored_bytes)?).await?;
-                Ok(("aerospike", self.encrypted(store)))
-            }
-        }
-    }
-
-    fn encrypted<S: SessionStore>(&self, store: S) -> Arc<dyn SessionStore> {
-        match &self.store.encryption {
-            Some(keys) => Arc::new(EncryptedStore::new(
-                store,
-                keys.clone(),
-                self.store.max_session_bytes,
-            )),
-            None => Arc::new(store),
-        }
+        (breaker.failures > 0).then_some(BreakerSettings {
+            failures: breaker.failures,
+            open_for: breaker.open_for,
+        })
     }
 
     /// Builds the runtime with every route, over `store` (see
-    /// [`Self::open_store`]).
+    /// [`crate::app::open_store`]).
     pub fn build_runtime(&self, store: Arc<dyn SessionStore>) -> anyhow::Result<Runtime> {
         let mut builder = Runtime::builder(store)
             .engine(self.engine_settings())

@@ -1,54 +1,45 @@
 //! edge-session: a WebAssembly edge session runtime.
 //!
-//! Requests arrive at the [`server`], the [`Runtime`] routes each to a
-//! [`guest`] component that runs in a fresh sandboxed instance, and guests
-//! keep web sessions through the `edge:session/sessions` WIT interface
-//! ([`sessions_host`]) in a [`store::SessionStore`] — by default the durable
-//! [`store::EmbeddedStore`].
+//! Requests arrive at the HTTP edge, the [`Runtime`] routes each to a guest
+//! component that runs in a fresh sandboxed instance, and guests keep web
+//! sessions through the `edge:session` WIT interfaces in a
+//! [`store::SessionStore`], by default the durable [`store::EmbeddedStore`].
 //!
-//! The `edge-session` binary reads a [`config::Config`] file and serves it;
-//! everything it does is available here to Rust programs.
-//! Without the default `runtime` feature, only the pure modules build (for fuzzing).
+//! The `edge-session` binary reads a [`config::Config`] file and hands it to
+//! [`app`]; everything it does is available here to Rust programs. Without
+//! the default `runtime` feature only the pure [`session`] primitives build
+//! (for fuzzing).
+//!
+//! Where things are: `http/` (the edge: server, TLS, admin, body limits),
+//! `wasm/` (engine, routes, instances, reuse, reload), `wit/` (the WIT host
+//! layer), `session/` (ids, cookies, keys, JSON), `store/` (the trait, its
+//! layers and backends), `config/` (the file) and `app.rs` (the wiring).
 
 #[cfg(feature = "runtime")]
-pub mod admin;
-#[cfg(feature = "runtime")]
-pub mod artifact_cache;
-#[cfg(feature = "runtime")]
-pub mod body_limit;
+pub mod app;
 #[cfg(feature = "runtime")]
 pub mod config;
-pub mod cookie_signing;
 #[cfg(feature = "runtime")]
-pub mod current_host;
+mod http;
 #[cfg(feature = "runtime")]
-pub mod engine;
-#[cfg(feature = "runtime")]
-pub mod guest;
-#[cfg(feature = "runtime")]
-pub mod guest_output;
-#[cfg(feature = "runtime")]
-pub mod idle_instances;
-pub mod json_object;
-#[cfg(feature = "runtime")]
-pub mod metrics;
-#[cfg(feature = "runtime")]
-pub mod outgoing_http;
-#[cfg(feature = "runtime")]
-pub mod reload;
-#[cfg(feature = "runtime")]
-pub mod runtime;
-pub mod secret_keys;
-#[cfg(feature = "runtime")]
-pub mod server;
-pub mod session_cookie;
-pub mod session_id;
-#[cfg(feature = "runtime")]
-pub mod sessions_host;
+mod metrics;
+pub mod session;
 #[cfg(feature = "runtime")]
 pub mod store;
 #[cfg(feature = "runtime")]
-pub mod tls;
+mod wasm;
+#[cfg(feature = "runtime")]
+mod wit;
 
 #[cfg(feature = "runtime")]
-pub use runtime::{RouteSpec, Runtime, RuntimeBuilder};
+pub use wasm::artifact_cache::ArtifactCache;
+#[cfg(feature = "runtime")]
+pub use wasm::engine::EngineSettings;
+#[cfg(feature = "runtime")]
+pub use wasm::outgoing_http::OutgoingHttp;
+#[cfg(feature = "runtime")]
+pub use wasm::runtime::{Reload, RouteSpec, Runtime, RuntimeBuilder};
+#[cfg(feature = "runtime")]
+pub use wasm::sandbox::{Capabilities, GuestLimits};
+#[cfg(feature = "runtime")]
+pub use wit::SessionPolicy;

@@ -30,8 +30,6 @@ use std::time::Duration;
 use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::store::SessionStore;
-
 /// Latency buckets from 50 µs to 10 s: session reads are sub-millisecond,
 /// guest deadlines are seconds.
 const SECONDS_BUCKETS: &[f64] = &[
@@ -49,11 +47,11 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
 }
 
 /// The metrics in Prometheus text format, with the process memory and the
-/// store's size sampled now.
-pub async fn render(handle: &PrometheusHandle, store: &dyn SessionStore) -> String {
-    if let Some(size) = store.size().await {
-        metrics::gauge!("edge_session_store_sessions").set(size.sessions as f64);
-        metrics::gauge!("edge_session_store_bytes").set(size.bytes as f64);
+/// store's size (`sessions`, `bytes`, when the backend can tell) sampled now.
+pub fn render(handle: &PrometheusHandle, store_size: Option<(u64, u64)>) -> String {
+    if let Some((sessions, bytes)) = store_size {
+        metrics::gauge!("edge_session_store_sessions").set(sessions as f64);
+        metrics::gauge!("edge_session_store_bytes").set(bytes as f64);
     }
     if let Some(bytes) = resident_memory_bytes() {
         metrics::gauge!("edge_session_process_resident_memory_bytes").set(bytes as f64);

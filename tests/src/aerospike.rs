@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use aerospike::{AdminPolicy, Client, ClientPolicy};
 use aerospike_fixture::{AerospikeFixture, FixtureConfig};
-use edge_session::session_id;
+use edge_session::session::id as session_id;
 use edge_session::store::{AerospikeConfig, ExpiryMode};
 
 pub struct TestCluster {

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use edge_session::session_id;
+use edge_session::session::id as session_id;
 use edge_session::store::{SessionKey, SessionStore, StoreError};
 
 const MINUTE: Duration = Duration::from_secs(60);

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aerospike_fixture::FixtureConfig;
-use edge_session::session_id;
+use edge_session::session::id as session_id;
 use edge_session::store::{
     AerospikeStore, EncryptedStore, EncryptionKeys, ExpiryMode, SessionKey, SessionStore,
     StoreError,

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use edge_session::session_id;
+use edge_session::session::id as session_id;
 use edge_session::store::{Durability, EmbeddedConfig, EmbeddedStore, SessionKey, SessionStore};
 use edge_session_tests::conformance;
 

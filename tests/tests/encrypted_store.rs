@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use edge_session::session_id;
+use edge_session::session::id as session_id;
 use edge_session::store::{
     EmbeddedConfig, EmbeddedStore, EncryptedStore, EncryptionKeys, SessionKey, SessionStore,
     StoreError,

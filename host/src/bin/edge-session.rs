@@ -4,13 +4,10 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use edge_session::admin::{self, Admin};
+use edge_session::app;
 use edge_session::config::{Config, LogFormat};
-use edge_session::reload::{self, Reloader};
-use edge_session::server;
 use tracing_subscriber::EnvFilter;
 
 #[global_allocator]
@@ -87,7 +84,7 @@ fn check(path: &Path) -> ExitCode {
         Ok(config) => config,
         Err(code) => return code,
     };
-    match config.check_routes() {
+    match app::check(&config) {
         Ok(problems) if problems.is_empty() => {
             println!("{}: ok, {} routes", path.display(), config.routes.len());
             ExitCode::SUCCESS
@@ -111,49 +108,11 @@ fn serve(path: &Path, listen: Option<std::net::SocketAddr>) -> ExitCode {
         Err(code) => return code,
     };
     init_logs(config.log.format);
-    let result = tokio::runtime::Runtime::new()
-        .map_err(anyhow::Error::from)
-        .and_then(|tokio| {
-            tokio.block_on(async {
-                // Before anything records, so that nothing is lost.
-                let metrics = match &config.admin {
-                    Some(_) => Some(edge_session::metrics::install()?),
-                    None => None,
-                };
-                let hangup = reload::hangup_signal()?;
-                let store = config.open_store().await?;
-                let runtime = Arc::new(config.build_runtime(store.clone())?);
-                let reloader = Reloader::new(runtime.clone(), hangup, config.reload_watch());
-                tokio::spawn(reloader.run());
-                let address = listen.unwrap_or(config.listen);
-                let listener = bind(address).await?;
-                let settings = config.server_settings();
-                let scheme = if settings.tls.is_some() {
-                    "https"
-                } else {
-                    "http"
-                };
-                // Tests and scripts read this line to find the port.
-                println!("listening on {scheme}://{}", listener.local_addr()?);
-                if let (Some(admin), Some(metrics)) = (&config.admin, metrics) {
-                    let listener = bind(admin.listen).await?;
-                    println!("admin listening on http://{}", listener.local_addr()?);
-                    tokio::spawn(admin::serve(Admin { store, metrics }, listener));
-                }
-                server::serve(runtime, listener, settings, server::shutdown_signal()).await
-            })
-        });
-    match result {
+    match app::serve(&config, listen) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
     }
-}
-
-async fn bind(address: std::net::SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(address)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {address}: {e}"))
 }

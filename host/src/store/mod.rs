@@ -1,12 +1,12 @@
 //! The one trait every session backend implements.
 //!
-//! The WIT host layer ([`crate::sessions_host`]) validates what guests pass
+//! The WIT host layer (`wit/` in this crate) validates what guests pass
 //! and scopes ids to a route's namespace; a store only keeps records. Every
 //! operation on one key is atomic, so concurrent requests never lose each
 //! other's writes and no caller needs a read-modify-write of its own.
 //!
 //! Session data crosses this trait as JSON object text that the host has
-//! already validated and made compact ([`crate::json_object`]); field values
+//! already validated and made compact ([`crate::session::json_object`]); field values
 //! are valid JSON texts.
 //!
 //! # Example
@@ -31,22 +31,20 @@
 //! ```
 
 mod aerospike;
-mod breaker;
 mod embedded;
-mod encrypted;
-mod instrumented;
+mod layers;
 
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
 pub use aerospike::{AerospikeConfig, AerospikeStore, ExpiryMode};
-pub use breaker::{Breaker, BreakerSettings, CircuitBreakerStore};
 pub use embedded::{Durability, EmbeddedConfig, EmbeddedStore};
-pub use encrypted::{EncryptedStore, EncryptionKeys};
-pub use instrumented::InstrumentedStore;
+pub use layers::breaker::{Breaker, BreakerSettings, CircuitBreakerStore};
+pub use layers::encrypted::{EncryptedStore, EncryptionKeys};
+pub use layers::instrumented::InstrumentedStore;
 
-use crate::json_object::IncrementError;
+use crate::session::json_object::IncrementError;
 
 /// Which session a store operation addresses: a route's namespace plus the
 /// session id. Both are validated by the host before they reach a store.

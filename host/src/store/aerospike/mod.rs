@@ -175,7 +175,7 @@ impl AerospikeStore {
     async fn check_namespace(&self) -> anyhow::Result<()> {
         let probe = self.key(SessionKey::new(
             "edge-session-probe",
-            &crate::session_id::generate(),
+            &crate::session::id::generate(),
         ))?;
         let bins = [Bin::new(GEN, Value::Int(0))];
         let policy = self.policy(
@@ -724,7 +724,7 @@ impl SessionStore for AerospikeStore {
             {
                 return Err(super::increment_error(
                     name,
-                    crate::json_object::IncrementError::NotAnInteger,
+                    crate::session::json_object::IncrementError::NotAnInteger,
                 ));
             }
             Err(e) => return Err(self.error(e)),
@@ -762,7 +762,7 @@ impl SessionStore for AerospikeStore {
                 .map_err(|e| self.error(e))?;
             return Err(super::increment_error(
                 name,
-                crate::json_object::IncrementError::Overflow,
+                crate::session::json_object::IncrementError::Overflow,
             ));
         }
         Ok(after)

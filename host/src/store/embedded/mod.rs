@@ -40,7 +40,7 @@ use self::syncer::Syncer;
 use super::{
     SessionKey, SessionStore, StoreError, StoreResult, StoreSize, StoredSession, increment_error,
 };
-use crate::json_object::JsonObject;
+use crate::session::json_object::JsonObject;
 
 const LOCK_STRIPES: usize = 1024;
 /// Index entries handled per sweep step, so writers are never held up long.

@@ -69,10 +69,10 @@ impl Admin {
                 ),
             },
             "/metrics" => {
-                let mut response = text(
-                    StatusCode::OK,
-                    crate::metrics::render(&self.metrics, &*self.store).await,
-                );
+                let size = self.store.size().await;
+                let size = size.map(|size| (size.sessions, size.bytes));
+                let mut response =
+                    text(StatusCode::OK, crate::metrics::render(&self.metrics, size));
                 response.headers_mut().insert(
                     http::header::CONTENT_TYPE,
                     http::HeaderValue::from_static("text/plain; version=0.0.4"),

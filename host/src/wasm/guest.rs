@@ -3,7 +3,7 @@
 //! Every request gets a fresh instance in a fresh wasmtime store: nothing a
 //! guest does can leak into the next request. The component is linked once
 //! ([`ProxyPre`]) so that instantiating is cheap. (A route may trade that
-//! isolation for speed and reuse instances: [`crate::idle_instances`].) The
+//! isolation for speed and reuse instances: [`crate::wasm::idle_instances`].) The
 //! guest sees no filesystem, environment, sockets or outgoing HTTP; its
 //! memory is capped and its run time bounded. A trap, a timeout or a missing response ends
 //! only this request, as a 500 or 504.
@@ -13,7 +13,6 @@
 //! ready to run, so a handful of spinning requests cannot hold the workers
 //! that serve everyone else. The same tick checks its deadline.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -23,139 +22,27 @@ use http::StatusCode;
 use http_body_util::BodyExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tracing::Instrument;
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{
-    Engine, PoolConcurrencyLimitError, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline,
-};
-use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime::component::{Component, Linker};
+use wasmtime::{PoolConcurrencyLimitError, Trap};
+use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::body_limit::{LimitedBody, declared_length};
-use crate::current_host::RequestSession;
-use crate::guest_output::GuestOutput;
-use crate::idle_instances::IdleInstances;
 use crate::metrics::RouteMetrics;
-use crate::outgoing_http::OutgoingHttp;
-use crate::session_cookie::SessionCookie;
-use crate::sessions_host::{SessionImports, SessionPolicy, SessionsContext};
+use crate::session::cookie::SessionCookie;
 use crate::store::SessionStore;
+use crate::wasm::body_limit::{LimitedBody, declared_length};
+use crate::wasm::guest_output::GuestOutput;
+use crate::wasm::idle_instances::IdleInstances;
+use crate::wasm::instance::{InstanceState, link, new_store};
+use crate::wasm::response::{host_response, overloaded};
+use crate::wasm::sandbox::{Capabilities, GuestLimits};
+use crate::wit::{RequestSession, SessionPolicy, SessionsContext};
 
 /// Marks a request that arrived over TLS: its guest sees the `https` scheme.
 #[derive(Clone, Copy, Debug)]
 pub struct Https;
-
-/// What a route's guests may reach beyond their sandbox: nothing unless
-/// configured.
-#[derive(Clone, Debug, Default)]
-pub struct Capabilities {
-    /// Where the guest may send HTTP requests.
-    pub outgoing_http: OutgoingHttp,
-    /// Environment variables the guest sees (settings, not secrets of the host).
-    pub env: Vec<(String, String)>,
-    /// A host directory the guest may read, never write, mounted at `/`.
-    pub read_only_dir: Option<PathBuf>,
-}
-
-/// Per-route sandbox limits.
-#[derive(Clone, Copy, Debug)]
-pub struct GuestLimits {
-    /// Cap on the guest's linear memories, in bytes.
-    pub max_memory_bytes: usize,
-    /// Wall-clock deadline for the whole request, counted from when it
-    /// reaches the route (waiting for an instance included).
-    pub timeout: Duration,
-    /// Largest request body; larger requests get a 413.
-    pub max_request_bytes: u64,
-    /// Largest response body a guest may send.
-    pub max_response_bytes: u64,
-    /// Instances of this route running at once.
-    pub max_concurrency: usize,
-    /// How long a request waits for one of those instances when all are
-    /// busy; then it gets a 503 with `Retry-After` (never an unbounded queue).
-    pub max_queue_wait: Duration,
-    /// Instances kept after a request to serve later ones; 0 (the default)
-    /// runs every request in a fresh instance.
-    pub max_idle_instances: usize,
-}
-
-impl Default for GuestLimits {
-    fn default() -> Self {
-        Self {
-            max_memory_bytes: 64 * 1024 * 1024,
-            timeout: Duration::from_secs(10),
-            max_request_bytes: 1024 * 1024,
-            max_response_bytes: 8 * 1024 * 1024,
-            max_concurrency: 100,
-            max_queue_wait: Duration::from_millis(100),
-            max_idle_instances: 0,
-        }
-    }
-}
-
-/// The data of an instance's wasmtime store: one request's, or on a route
-/// that reuses instances, each request's in turn (only the session context
-/// changes between them).
-pub struct InstanceState {
-    wasi: WasiCtx,
-    http: WasiHttpCtx,
-    hooks: OutgoingHttp,
-    table: ResourceTable,
-    limits: StoreLimits,
-    sessions: SessionsContext,
-    output: GuestOutput,
-    /// When the current request's time is up.
-    deadline: Instant,
-}
-
-impl InstanceState {
-    /// Host resources (streams, requests, …) the guest holds handles to.
-    pub(crate) fn resources_held(&mut self) -> usize {
-        self.table.iter_mut().count()
-    }
-}
-
-impl WasiView for InstanceState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-impl WasiHttpView for InstanceState {
-    fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.table,
-            hooks: &mut self.hooks,
-        }
-    }
-}
-
-/// Builds the linker every guest is linked against: WASI (with all
-/// capabilities withheld by each request's context), wasi:http and sessions.
-pub fn linker(engine: &Engine) -> anyhow::Result<Linker<InstanceState>> {
-    let mut linker = Linker::<InstanceState>::new(engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-    SessionImports::add_to_linker::<_, HasSelf<SessionsContext>>(&mut linker, |state| {
-        &mut state.sessions
-    })?;
-    Ok(linker)
-}
-
-/// Links a component against the handler world; fails when it does not fit
-/// (for example it imports something the host does not provide).
-pub fn link(
-    linker: &Linker<InstanceState>,
-    component: &Component,
-) -> anyhow::Result<ProxyPre<InstanceState>> {
-    Ok(ProxyPre::new(linker.instantiate_pre(component)?)?)
-}
 
 /// A compiled and linked guest, ready to serve requests.
 pub struct Guest {
@@ -312,17 +199,22 @@ impl Guest {
         let (mut store, reused) = match self.idle.as_ref().and_then(|idle| idle.take()) {
             Some(idle) => {
                 let mut store = idle.store;
-                store.data_mut().sessions = sessions;
+                store.data_mut().begin_request(sessions, deadline);
                 (store, Some((idle.proxy, idle.resources)))
             }
-            None => match self.new_store(sessions) {
+            None => match new_store(
+                self.pre.engine(),
+                &self.limits,
+                &self.capabilities,
+                sessions,
+                deadline,
+            ) {
                 Ok(store) => (store, None),
                 Err(error) => {
                     return self.internal_error("opening the route's read-only directory", &error);
                 }
             },
         };
-        store.data_mut().deadline = deadline;
         store.set_epoch_deadline(1);
 
         let (sender, receiver) = oneshot::channel();
@@ -395,7 +287,7 @@ impl Guest {
                     Ok(proxy)
                 };
                 let result = tokio::time::timeout_at(deadline.into(), call).await;
-                let outcome = Outcome::report(&route, timeout, &result, &store.data().output);
+                let outcome = Outcome::report(&route, timeout, &result, store.data().output());
                 if let (Some(idle), Ok(Ok(proxy))) = (idle, result) {
                     if responded.load(Ordering::Acquire) {
                         idle.keep(store, proxy, first_request);
@@ -471,50 +363,6 @@ impl Guest {
             .ok()
     }
 
-    /// A store for a new instance of this route's guest, with the WASI
-    /// context its capabilities allow.
-    fn new_store(&self, sessions: SessionsContext) -> std::io::Result<Store<InstanceState>> {
-        let output = GuestOutput::default();
-        let mut wasi = WasiCtxBuilder::new();
-        wasi.stdout(output.stdout.clone())
-            .stderr(output.stderr.clone())
-            .allow_tcp(false)
-            .allow_udp(false)
-            .envs(&self.capabilities.env);
-        if let Some(dir) = &self.capabilities.read_only_dir {
-            wasi.preopened_dir(dir, "/", FsPerms::ReadOnly)
-                .map_err(std::io::Error::other)?;
-        }
-        let state = InstanceState {
-            wasi: wasi.build(),
-            http: WasiHttpCtx::new(),
-            hooks: self.capabilities.outgoing_http.clone(),
-            table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(self.limits.max_memory_bytes)
-                .build(),
-            sessions,
-            output,
-            deadline: Instant::now(),
-        };
-        let mut store = Store::new(self.pre.engine(), state);
-        store.limiter(|state| &mut state.limits);
-        // Called at each tick while the guest runs (the deadline is one tick
-        // ahead): a guest blocked in a host call is stopped by the timer
-        // around the call instead. tokio's `yield_now` puts the task behind
-        // the tasks waiting for I/O too, where a plain wake would not.
-        store.epoch_deadline_callback(|store| {
-            if Instant::now() >= store.data().deadline {
-                return Ok(UpdateDeadline::Interrupt);
-            }
-            Ok(UpdateDeadline::YieldCustom(
-                1,
-                Box::pin(tokio::task::yield_now()),
-            ))
-        });
-        Ok(store)
-    }
-
     fn internal_error(
         &self,
         what: &str,
@@ -528,28 +376,4 @@ impl Guest {
 /// The pool of a route's idle instances, when it reuses them.
 fn idle_instances(limits: &GuestLimits) -> Option<Arc<IdleInstances>> {
     (limits.max_idle_instances > 0).then(|| Arc::new(IdleInstances::new(limits.max_idle_instances)))
-}
-
-/// 503 with `Retry-After`: the route or the engine has no instance free.
-fn overloaded() -> http::Response<HyperOutgoingBody> {
-    let mut response = host_response(StatusCode::SERVICE_UNAVAILABLE, "busy, retry shortly\n");
-    response.headers_mut().insert(
-        http::header::RETRY_AFTER,
-        http::HeaderValue::from_static("1"),
-    );
-    response
-}
-
-/// A short plain-text response made by the host itself.
-pub fn host_response(status: StatusCode, message: &str) -> http::Response<HyperOutgoingBody> {
-    let body = http_body_util::Full::new(Bytes::copy_from_slice(message.as_bytes()))
-        .map_err(|never| match never {})
-        .boxed_unsync();
-    let mut response = http::Response::new(body);
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
 }

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{SessionKey, SessionStore, StoreError, StoreResult, StoreSize, StoredSession};
 use crate::metrics::{StoreMetrics, StoreOp, StoreOutcome};
+use crate::store::{SessionKey, SessionStore, StoreError, StoreResult, StoreSize, StoredSession};
 
 /// A store that records metrics for the one it wraps.
 pub struct InstrumentedStore {

@@ -2,7 +2,7 @@
 //! runtime.
 //!
 //! HTTP/1.1 with keep-alive (hyper 1), in the clear or over TLS
-//! ([`crate::tls`]). On shutdown the listener closes at once, idle
+//! ([`crate::http::tls`]). On shutdown the listener closes at once, idle
 //! connections close, and requests in flight finish (bounded by
 //! `drain_timeout`) before [`serve`] returns.
 
@@ -19,8 +19,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::guest::Https;
-use crate::runtime::Runtime;
+use crate::wasm::guest::Https;
+use crate::wasm::runtime::Runtime;
 
 /// Server settings.
 #[derive(Clone, Debug)]

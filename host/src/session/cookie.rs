@@ -14,8 +14,8 @@ use std::sync::Arc;
 use cookie::{Cookie, SameSite};
 use http::{HeaderMap, HeaderValue};
 
-use crate::cookie_signing::SigningKeys;
-use crate::session_id;
+use crate::session::id as session_id;
+use crate::session::signing::SigningKeys;
 
 /// How a route's session cookie is named and flagged.
 #[derive(Clone, Debug)]

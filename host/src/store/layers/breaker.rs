@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{SessionKey, SessionStore, StoreError, StoreResult, StoreSize, StoredSession};
+use crate::store::{SessionKey, SessionStore, StoreError, StoreResult, StoreSize, StoredSession};
 
 /// When the circuit opens and for how long.
 #[derive(Clone, Copy, Debug)]

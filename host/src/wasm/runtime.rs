@@ -33,12 +33,15 @@ use tracing::Instrument;
 use wasmtime::component::{Component, Linker};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use crate::artifact_cache::ArtifactCache;
-use crate::engine::{EngineSettings, GuestEngine};
-use crate::guest::{self, Capabilities, Guest, GuestLimits, InstanceState, host_response};
 use crate::metrics::RouteMetrics;
-use crate::sessions_host::SessionPolicy;
 use crate::store::SessionStore;
+use crate::wasm::artifact_cache::ArtifactCache;
+use crate::wasm::engine::{EngineSettings, GuestEngine};
+use crate::wasm::guest::Guest;
+use crate::wasm::instance::{self, InstanceState};
+use crate::wasm::response::host_response;
+use crate::wasm::sandbox::{Capabilities, GuestLimits};
+use crate::wit::SessionPolicy;
 
 /// A route to build: which paths it serves and with which component.
 #[derive(Clone, Debug)]
@@ -102,7 +105,7 @@ impl RuntimeBuilder {
     pub fn build(self) -> anyhow::Result<Runtime> {
         let started = Instant::now();
         let engine = route_engine(self.engine, &self.routes)?;
-        let linker = guest::linker(engine.engine())?;
+        let linker = instance::linker(engine.engine())?;
         let compiled: Vec<_> = self
             .routes
             .par_iter()
@@ -165,13 +168,13 @@ pub fn check_routes(
     routes: &[RouteSpec],
 ) -> anyhow::Result<Vec<(usize, anyhow::Error)>> {
     let engine = route_engine(engine, routes)?;
-    let linker = guest::linker(engine.engine())?;
+    let linker = instance::linker(engine.engine())?;
     let failures: Vec<_> = routes
         .par_iter()
         .enumerate()
         .filter_map(|(i, spec)| {
             let linked = compile(&engine, cache, spec).and_then(|compiled| {
-                guest::link(&linker, &compiled.component)
+                instance::link(&linker, &compiled.component)
                     .with_context(|| format!("linking component {}", spec.component.display()))
             });
             linked.err().map(|error| (i, error))

@@ -27,10 +27,10 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use super::{
+use crate::session::json_object::JsonObject;
+use crate::store::{
     SessionKey, SessionStore, StoreError, StoreResult, StoreSize, StoredSession, increment_error,
 };
-use crate::json_object::JsonObject;
 
 const NONCE_BYTES: usize = 24;
 const TAG_BYTES: usize = 16;
@@ -49,7 +49,7 @@ impl EncryptionKeys {
     pub fn new<'a>(keys: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Result<Self, String> {
         let mut built: Vec<(String, XChaCha20Poly1305)> = Vec::new();
         for (id, secret) in keys {
-            crate::cookie_signing::valid_key_id(id)?;
+            crate::session::signing::valid_key_id(id)?;
             if built.iter().any(|(known, _)| known == id) {
                 return Err(format!("key id {id:?} is used twice"));
             }

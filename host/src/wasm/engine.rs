@@ -9,7 +9,7 @@
 //! second of the hello and counter guests). Guests are interrupted through epochs: a ticker
 //! thread bumps the epoch every [`EPOCH_TICK`], and a running guest stops at
 //! each tick to yield to other requests and to check its deadline
-//! ([`crate::guest`]).
+//! ([`crate::wasm::guest`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -16,7 +16,7 @@ use std::sync::{Mutex, MutexGuard};
 use wasmtime::Store;
 use wasmtime_wasi_http::p2::bindings::Proxy;
 
-use crate::guest::InstanceState;
+use crate::wasm::instance::InstanceState;
 
 /// A store with its instantiated handler, between two requests.
 pub struct IdleInstance {

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
-use crate::runtime::{Reload, Runtime};
+use crate::wasm::runtime::{Reload, Runtime};
 
 /// Reloads a runtime's changed components on SIGHUP and, optionally, when
 /// their files change.
