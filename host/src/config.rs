@@ -219,7 +219,7 @@ impl Default for StoreSection {
     fn default() -> Self {
         Self {
             backend: Backend::Embedded,
-            max_session_bytes: 128 * 1024,
+            max_session_bytes: crate::store::DEFAULT_MAX_SESSION_BYTES,
             embedded: EmbeddedSection::default(),
             aerospike: None,
             circuit_breaker: CircuitBreakerSection::default(),
@@ -274,7 +274,7 @@ impl Default for EmbeddedSection {
         Self {
             path: PathBuf::from("data/sessions"),
             durability: DurabilityMode::Buffered,
-            sync_interval: Duration::from_secs(1),
+            sync_interval: crate::store::DEFAULT_SYNC_INTERVAL,
             sweep_interval: defaults.sweep_interval,
             cache_mib: defaults.cache_bytes / MIB as u64,
         }
@@ -522,10 +522,10 @@ fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
 }
 fn default_ttl() -> Duration {
-    Duration::from_secs(30 * 60)
+    SessionPolicy::DEFAULT_TTL
 }
 fn max_ttl() -> Duration {
-    Duration::from_secs(30 * 24 * 3600)
+    SessionPolicy::MAX_TTL
 }
 fn default_timeout() -> Duration {
     GuestLimits::default().timeout
@@ -549,10 +549,10 @@ fn default_max_idle_instances() -> usize {
     8
 }
 fn default_max_lifetime() -> Duration {
-    SessionPolicy::new("").max_lifetime
+    SessionPolicy::MAX_LIFETIME
 }
 fn default_refresh_fraction() -> f64 {
-    SessionPolicy::new("").refresh_fraction
+    SessionPolicy::REFRESH_FRACTION
 }
 
 /// Reads durations such as "30m", "1h 30m", "500ms".

@@ -39,12 +39,16 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 
 pub use aerospike::{AerospikeConfig, AerospikeStore, ExpiryMode};
-pub use embedded::{Durability, EmbeddedConfig, EmbeddedStore};
+pub use embedded::{DEFAULT_SYNC_INTERVAL, Durability, EmbeddedConfig, EmbeddedStore};
 pub use layers::breaker::{Breaker, BreakerSettings, CircuitBreakerStore};
 pub use layers::encrypted::{EncryptedStore, EncryptionKeys};
 pub use layers::instrumented::InstrumentedStore;
 
 use crate::session::json_object::IncrementError;
+
+/// The largest session a store keeps unless configured otherwise, in bytes
+/// of JSON text.
+pub const DEFAULT_MAX_SESSION_BYTES: usize = 128 * 1024;
 
 /// Which session a store operation addresses: a route's namespace plus the
 /// session id. Both are validated by the host before they reach a store.

@@ -37,17 +37,25 @@ pub struct SessionPolicy {
 }
 
 impl SessionPolicy {
-    /// Sessions in `namespace`: 30-minute idle timeout (default TTL), 30-day
-    /// maximum TTL, expiry slid when less than half the TTL is left, 8-hour
-    /// absolute lifetime, and the default cookie (`__Host-sid`).
+    /// The idle timeout: TTL when the guest passes none.
+    pub const DEFAULT_TTL: Duration = Duration::from_secs(30 * 60);
+    /// The longest TTL a guest may ask for.
+    pub const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+    /// Expiry slides once less than half the TTL is left.
+    pub const REFRESH_FRACTION: f64 = 0.5;
+    /// The absolute timeout of `current` sessions (OWASP: 4 to 8 hours).
+    pub const MAX_LIFETIME: Duration = Duration::from_secs(8 * 3600);
+
+    /// Sessions in `namespace` with the defaults above and the default
+    /// cookie (`__Host-sid`).
     pub fn new(namespace: impl Into<String>) -> Self {
         Self {
             namespace: namespace.into(),
-            default_ttl: Duration::from_secs(30 * 60),
-            max_ttl: Duration::from_secs(30 * 24 * 3600),
+            default_ttl: Self::DEFAULT_TTL,
+            max_ttl: Self::MAX_TTL,
             cookie: CookiePolicy::default(),
-            refresh_fraction: 0.5,
-            max_lifetime: Duration::from_secs(8 * 3600),
+            refresh_fraction: Self::REFRESH_FRACTION,
+            max_lifetime: Self::MAX_LIFETIME,
         }
     }
 }

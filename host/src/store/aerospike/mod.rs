@@ -98,7 +98,7 @@ impl AerospikeConfig {
             credentials: None,
             tls: None,
             expiry: ExpiryMode::Server,
-            max_session_bytes: 128 * 1024,
+            max_session_bytes: crate::store::DEFAULT_MAX_SESSION_BYTES,
         }
     }
 }

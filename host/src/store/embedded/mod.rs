@@ -35,8 +35,8 @@ use async_trait::async_trait;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions};
 
 use self::record::{Record, expiry_after, index_key, now_ms, record_key, split_index_key};
-pub use self::syncer::Durability;
 use self::syncer::Syncer;
+pub use self::syncer::{DEFAULT_SYNC_INTERVAL, Durability};
 use super::{
     SessionKey, SessionStore, StoreError, StoreResult, StoreSize, StoredSession, increment_error,
 };
@@ -67,7 +67,7 @@ impl EmbeddedConfig {
             durability: Durability::default(),
             sweep_interval: Duration::from_secs(30),
             cache_bytes: 64 * 1024 * 1024,
-            max_session_bytes: 128 * 1024,
+            max_session_bytes: crate::store::DEFAULT_MAX_SESSION_BYTES,
         }
     }
 }

@@ -32,10 +32,13 @@ pub enum Durability {
     Fsync,
 }
 
+/// How often buffered writes are fsynced unless configured otherwise.
+pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(1);
+
 impl Default for Durability {
     fn default() -> Self {
         Durability::Buffered {
-            sync_interval: Duration::from_secs(1),
+            sync_interval: DEFAULT_SYNC_INTERVAL,
         }
     }
 }
