@@ -21,13 +21,15 @@ use bytes::Bytes;
 use http::StatusCode;
 use http_body_util::BodyExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio::task::JoinHandle;
 use tracing::Instrument;
-use wasmtime::component::{Component, Linker};
-use wasmtime::{PoolConcurrencyLimitError, Trap};
+use wasmtime::component::{Component, Linker, Resource};
+use wasmtime::{PoolConcurrencyLimitError, Store, Trap};
 use wasmtime_wasi_http::WasiHttpView;
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
-use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
+use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::p2::types::{HostIncomingRequest, HostResponseOutparam};
 
 use crate::metrics::RouteMetrics;
 use crate::session::cookie::SessionCookie;
@@ -50,8 +52,9 @@ pub struct Guest {
     /// Shared by the route's guests across reloads.
     metrics: Arc<RouteMetrics>,
     pre: ProxyPre<InstanceState>,
-    sessions: Option<Arc<SessionPolicy>>,
-    store: Arc<dyn SessionStore>,
+    /// `None`: the route has no session access.
+    policy: Option<Arc<SessionPolicy>>,
+    session_store: Arc<dyn SessionStore>,
     limits: GuestLimits,
     capabilities: Capabilities,
     /// One permit per instance allowed to run at once.
@@ -59,6 +62,17 @@ pub struct Guest {
     /// `None` unless the route reuses instances.
     idle: Option<Arc<IdleInstances>>,
 }
+
+/// A wasmtime store ready to serve one request, and the instance in it when
+/// it is an idle one being reused (with the resources its guest held after
+/// its first request).
+struct Instance {
+    store: Store<InstanceState>,
+    reused: Option<(Proxy, usize)>,
+}
+
+/// What the guest sets its response outparam to.
+type GuestResponse = Result<hyper::Response<HyperOutgoingBody>, ErrorCode>;
 
 /// How a request's guest run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,8 +141,8 @@ impl Guest {
             name: name.into(),
             metrics: Arc::new(RouteMetrics::new(name)),
             pre,
-            sessions: sessions.map(Arc::new),
-            store,
+            policy: sessions.map(Arc::new),
+            session_store: store,
             concurrency: Arc::new(Semaphore::new(limits.max_concurrency)),
             idle: idle_instances(&limits),
             limits,
@@ -154,8 +168,8 @@ impl Guest {
             name: self.name.clone(),
             metrics: self.metrics.clone(),
             pre: link(linker, component)?,
-            sessions: self.sessions.clone(),
-            store: self.store.clone(),
+            policy: self.policy.clone(),
+            session_store: self.session_store.clone(),
             limits: self.limits,
             capabilities: self.capabilities.clone(),
             concurrency: self.concurrency.clone(),
@@ -171,103 +185,159 @@ impl Guest {
         B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
-        let limits = self.limits;
-        let deadline = Instant::now() + limits.timeout;
+        let deadline = Instant::now() + self.limits.timeout;
         let Some(permit) = self.instance_permit().await else {
-            tracing::debug!(route = %self.name, limit = limits.max_concurrency, "route busy");
+            tracing::debug!(route = %self.name, limit = self.limits.max_concurrency, "route busy");
             return overloaded();
         };
-        if declared_length(request.headers())
-            .is_some_and(|length| length > limits.max_request_bytes)
-        {
+        let max_request_bytes = self.limits.max_request_bytes;
+        if declared_length(request.headers()).is_some_and(|length| length > max_request_bytes) {
             return host_response(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
         }
         let (parts, body) = request.into_parts();
-        let (body, request_too_large) = LimitedBody::request(body, limits.max_request_bytes);
+        let (body, request_too_large) = LimitedBody::request(body, max_request_bytes);
         let request = http::Request::from_parts(parts, body);
 
-        let cookie = match &self.sessions {
-            Some(policy) => policy.cookie.read(request.headers()),
-            None => SessionCookie::Absent,
-        };
-        let request_session = Arc::new(RequestSession::new(cookie));
-        let sessions = SessionsContext::new(
-            self.sessions.clone(),
-            self.store.clone(),
-            request_session.clone(),
-        );
-        let (mut store, reused) = match self.idle.as_ref().and_then(|idle| idle.take()) {
-            Some(idle) => {
-                let mut store = idle.store;
-                store.data_mut().begin_request(sessions, deadline);
-                (store, Some((idle.proxy, idle.resources)))
+        let (sessions, request_session) = self.sessions_for(request.headers());
+        let mut instance = match self.instance(sessions, deadline) {
+            Ok(instance) => instance,
+            Err(error) => {
+                return self.internal_error("opening the route's read-only directory", &error);
             }
-            None => match new_store(
-                self.pre.engine(),
-                &self.limits,
-                &self.capabilities,
-                sessions,
-                deadline,
-            ) {
-                Ok(store) => (store, None),
-                Err(error) => {
-                    return self.internal_error("opening the route's read-only directory", &error);
-                }
-            },
         };
-        store.set_epoch_deadline(1);
-
-        let (sender, receiver) = oneshot::channel();
-        let http = &mut store.data_mut().http();
         let scheme = match request.extensions().get::<Https>() {
             Some(Https) => Scheme::Https,
             None => Scheme::Http,
         };
-        let incoming = match http.new_incoming_request(scheme, request) {
+        let incoming = match instance
+            .store
+            .data_mut()
+            .http()
+            .new_incoming_request(scheme, request)
+        {
             Ok(incoming) => incoming,
             Err(error) => {
                 // The guest never saw the request: its instance is as good as before.
-                if let (Some(idle), Some((proxy, first_request))) = (&self.idle, reused) {
-                    idle.keep(store, proxy, Some(first_request));
-                }
+                self.keep_unused(instance);
                 return host_response(StatusCode::BAD_REQUEST, &format!("{error:#}\n"));
             }
         };
-        // Runs inside the guest's `response-outparam.set`: the session cookie
-        // is settled at exactly the moment the head leaves the guest.
-        let cookie = self
-            .sessions
-            .as_ref()
-            .map(|policy| (policy.clone(), request_session.clone()));
+        let (sender, receiver) = oneshot::channel();
         let responded = Arc::new(AtomicBool::new(false));
-        let responding = responded.clone();
-        let outparam = match http.new_response_outparam_from_callback(move |result| {
-            responding.store(true, Ordering::Release);
-            let result = result.map(|mut response| {
-                if let Some(set_cookie) =
-                    cookie.and_then(|(policy, request)| request.settle(&policy.cookie))
-                {
-                    response
-                        .headers_mut()
-                        .append(http::header::SET_COOKIE, set_cookie);
-                }
-                response
-            });
-            // The receiver is gone only if the client left; nothing to tell.
-            let _ = sender.send(result);
-        }) {
+        let outparam = match self.response_outparam(
+            &mut instance.store,
+            request_session,
+            responded.clone(),
+            sender,
+        ) {
             Ok(outparam) => outparam,
             Err(error) => return self.internal_error("creating the response outparam", &error),
         };
+        let run = self.spawn_run(instance, incoming, outparam, permit, deadline, responded);
+        self.respond(receiver.await, run, &request_too_large).await
+    }
 
-        // The guest runs in its own task: after sending the response head it
-        // may go on streaming the body, and fail while doing so. So the task
-        // reports its own failures.
+    /// The session context of a request: its cookie read under the route's
+    /// policy, and the request's own session, which the response's
+    /// `Set-Cookie` comes from.
+    fn sessions_for(&self, headers: &http::HeaderMap) -> (SessionsContext, Arc<RequestSession>) {
+        let cookie = match &self.policy {
+            Some(policy) => policy.cookie.read(headers),
+            None => SessionCookie::Absent,
+        };
+        let request_session = Arc::new(RequestSession::new(cookie));
+        let sessions = SessionsContext::new(
+            self.policy.clone(),
+            self.session_store.clone(),
+            request_session.clone(),
+        );
+        (sessions, request_session)
+    }
+
+    /// An instance for the request: an idle one on a route that reuses
+    /// them, else a new store to instantiate the component in.
+    fn instance(&self, sessions: SessionsContext, deadline: Instant) -> std::io::Result<Instance> {
+        let mut instance = match self.idle.as_ref().and_then(|idle| idle.take()) {
+            Some(idle) => {
+                let mut store = idle.store;
+                store.data_mut().begin_request(sessions, deadline);
+                Instance {
+                    store,
+                    reused: Some((idle.proxy, idle.resources)),
+                }
+            }
+            None => Instance {
+                store: new_store(
+                    self.pre.engine(),
+                    &self.limits,
+                    &self.capabilities,
+                    sessions,
+                    deadline,
+                )?,
+                reused: None,
+            },
+        };
+        instance.store.set_epoch_deadline(1);
+        Ok(instance)
+    }
+
+    /// Hands back an idle instance that never saw its request.
+    fn keep_unused(&self, instance: Instance) {
+        if let (Some(idle), Some((proxy, first_request))) = (&self.idle, instance.reused) {
+            idle.keep(instance.store, proxy, Some(first_request));
+        }
+    }
+
+    /// The guest's response outparam. Setting it runs inside the guest's
+    /// `response-outparam.set`, so the session cookie is settled at exactly
+    /// the moment the head leaves the guest.
+    fn response_outparam(
+        &self,
+        store: &mut Store<InstanceState>,
+        request_session: Arc<RequestSession>,
+        responded: Arc<AtomicBool>,
+        sender: oneshot::Sender<GuestResponse>,
+    ) -> wasmtime::Result<Resource<HostResponseOutparam>> {
+        let policy = self.policy.clone();
+        store
+            .data_mut()
+            .http()
+            .new_response_outparam_from_callback(move |result| {
+                responded.store(true, Ordering::Release);
+                let result = result.map(|mut response| {
+                    let set_cookie = policy
+                        .as_ref()
+                        .and_then(|policy| request_session.settle(&policy.cookie));
+                    if let Some(set_cookie) = set_cookie {
+                        response
+                            .headers_mut()
+                            .append(http::header::SET_COOKIE, set_cookie);
+                    }
+                    response
+                });
+                // The receiver is gone only if the client left; nothing to tell.
+                let _ = sender.send(result);
+            })
+    }
+
+    /// Runs the guest in a task of its own: after sending the response head
+    /// it may go on streaming the body, and fail while doing so, so the task
+    /// reports its own failures. It holds the route's permit until it ends,
+    /// and on a route that reuses instances it keeps a sound one.
+    fn spawn_run(
+        &self,
+        instance: Instance,
+        incoming: Resource<HostIncomingRequest>,
+        outparam: Resource<HostResponseOutparam>,
+        permit: OwnedSemaphorePermit,
+        deadline: Instant,
+        responded: Arc<AtomicBool>,
+    ) -> JoinHandle<Outcome> {
         let (pre, idle, metrics) = (self.pre.clone(), self.idle.clone(), self.metrics.clone());
-        let (route, timeout) = (self.name.clone(), limits.timeout);
-        let run = tokio::spawn(
+        let (route, timeout) = (self.name.clone(), self.limits.timeout);
+        let Instance { mut store, reused } = instance;
+        tokio::spawn(
             async move {
-                // The permit lives as long as the run, body streaming included.
                 let _permit = permit;
                 let (reused_proxy, first_request) = reused.unzip();
                 let call = async {
@@ -300,9 +370,19 @@ impl Guest {
                 outcome
             }
             .instrument(tracing::Span::current()),
-        );
+        )
+    }
 
-        match receiver.await {
+    /// The response to send: the guest's, within the route's limits, or the
+    /// host's when the guest failed (asking the run why when it sent none).
+    async fn respond(
+        &self,
+        guest: Result<GuestResponse, oneshot::error::RecvError>,
+        run: JoinHandle<Outcome>,
+        request_too_large: &AtomicBool,
+    ) -> http::Response<HyperOutgoingBody> {
+        let max_response_bytes = self.limits.max_response_bytes;
+        match guest {
             Ok(Ok(response)) => {
                 // The guest saw only a failed read: say what really happened.
                 if request_too_large.load(Ordering::Acquire) {
@@ -312,17 +392,15 @@ impl Guest {
                     );
                 }
                 if declared_length(response.headers())
-                    .is_some_and(|length| length > limits.max_response_bytes)
+                    .is_some_and(|length| length > max_response_bytes)
                 {
-                    tracing::warn!(route = %self.name, limit = limits.max_response_bytes, "guest response too large");
+                    tracing::warn!(route = %self.name, limit = max_response_bytes, "guest response too large");
                     return host_response(
                         StatusCode::INTERNAL_SERVER_ERROR,
                         "the handler's response is too large\n",
                     );
                 }
-                response.map(|body| {
-                    LimitedBody::response(body, limits.max_response_bytes).boxed_unsync()
-                })
+                response.map(|body| LimitedBody::response(body, max_response_bytes).boxed_unsync())
             }
             Ok(Err(code)) => {
                 tracing::warn!(route = %self.name, error = ?code, "guest responded with an error");
