@@ -60,7 +60,7 @@ pub fn check(config: &Config) -> anyhow::Result<Vec<ConfigError>> {
 /// everything above sees plaintext; the circuit breaker; metrics outside the
 /// breaker, so that calls it fails fast count as unavailable.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn SessionStore>> {
-    let keys = config.encryption_keys();
+    let keys = config.store.encryption_keys();
     let max_session_bytes = config.store.max_session_bytes;
     // Sealed data is larger than the plaintext the limit is about.
     let stored_bytes = keys.as_ref().map_or(max_session_bytes, |keys| {
@@ -68,15 +68,15 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn SessionStore>
     });
     let (label, mut store) = match config.store.backend {
         Backend::Embedded => {
-            let store = EmbeddedStore::open(config.embedded_config(stored_bytes))?;
+            let store = EmbeddedStore::open(config.store.embedded_config(stored_bytes))?;
             ("embedded", encrypted(store, keys, max_session_bytes))
         }
         Backend::Aerospike => {
-            let store = AerospikeStore::open(config.aerospike_config(stored_bytes)?).await?;
+            let store = AerospikeStore::open(config.store.aerospike_config(stored_bytes)?).await?;
             ("aerospike", encrypted(store, keys, max_session_bytes))
         }
     };
-    if let Some(settings) = config.breaker_settings() {
+    if let Some(settings) = config.store.breaker_settings() {
         store = Arc::new(CircuitBreakerStore::new(store, settings));
     }
     Ok(Arc::new(InstrumentedStore::new(store, label)))

@@ -25,6 +25,8 @@ mod http;
 mod metrics;
 pub mod session;
 #[cfg(feature = "runtime")]
+mod settings;
+#[cfg(feature = "runtime")]
 pub mod store;
 #[cfg(feature = "runtime")]
 mod wasm;

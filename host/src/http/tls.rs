@@ -3,15 +3,15 @@
 //!
 //! rustls (memory-safe) with the ring provider (no C toolchain beyond cc),
 //! TLS 1.2 and 1.3, HTTP/1.1 over ALPN. Certificate chain and key come from
-//! PEM files named in the config. The Aerospike backend's client TLS is
-//! built here too, with the same provider.
+//! PEM files named in the config. (Connections to a session backend get
+//! theirs from [`crate::store`].)
 
 use std::path::Path;
 use std::sync::Arc;
 
+use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
 /// Which file a TLS setting problem is about.
 #[derive(Debug, PartialEq, Eq)]
@@ -56,30 +56,5 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, (TlsF
             )
         })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
-}
-
-/// A client TLS config that trusts the PEM CA certificates in `ca`: for
-/// connections to the session backend, whose certificates are usually
-/// issued by a private CA.
-pub fn client_config(ca: &Path) -> Result<Arc<ClientConfig>, String> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(ca)
-        .and_then(|certs| certs.collect())
-        .map_err(|e| format!("cannot read {}: {e}", ca.display()))?;
-    let mut roots = RootCertStore::empty();
-    for cert in certs {
-        roots
-            .add(cert)
-            .map_err(|e| format!("{} holds a bad CA certificate: {e}", ca.display()))?;
-    }
-    if roots.is_empty() {
-        return Err(format!("{} holds no PEM certificate", ca.display()));
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default protocol versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
     Ok(Arc::new(config))
 }

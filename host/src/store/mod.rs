@@ -33,13 +33,20 @@
 mod aerospike;
 mod embedded;
 mod layers;
+pub(crate) mod tls;
 
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
-pub use aerospike::{AerospikeConfig, AerospikeStore, ExpiryMode};
-pub use embedded::{DEFAULT_SYNC_INTERVAL, Durability, EmbeddedConfig, EmbeddedStore};
+pub use aerospike::{
+    AerospikeConfig, AerospikeSection, AerospikeStore, AerospikeTlsSection, ExpiryMode,
+    ExpirySetting,
+};
+pub use embedded::{
+    DEFAULT_SYNC_INTERVAL, Durability, DurabilityMode, EmbeddedConfig, EmbeddedSection,
+    EmbeddedStore,
+};
 pub use layers::breaker::{Breaker, BreakerSettings, CircuitBreakerStore};
 pub use layers::encrypted::{EncryptedStore, EncryptionKeys};
 pub use layers::instrumented::InstrumentedStore;

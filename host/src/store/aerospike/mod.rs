@@ -23,7 +23,10 @@
 //! remove_field, rename) read first, then write only if the record generation
 //! is unchanged, and read again when another host wrote in between.
 
+mod config;
 mod values;
+
+pub use config::{AerospikeSection, AerospikeTlsSection, ExpirySetting};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -18,6 +18,7 @@
 //! an entry whose record is still live it moves the entry to the record's
 //! current expiry. Writes that make the expiry earlier add an entry.
 
+mod config;
 mod journal_file;
 mod record;
 mod syncer;
@@ -34,6 +35,7 @@ use anyhow::Context;
 use async_trait::async_trait;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions};
 
+pub use self::config::{DurabilityMode, EmbeddedSection};
 use self::record::{Record, expiry_after, index_key, now_ms, record_key, split_index_key};
 use self::syncer::Syncer;
 pub use self::syncer::{DEFAULT_SYNC_INTERVAL, Durability};

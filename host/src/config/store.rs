@@ -1,0 +1,141 @@
+//! The `[store]` section of the config file: which backend keeps the
+//! sessions, how large one may be, encryption at rest and the circuit
+//! breaker. Each backend's own section is defined beside the backend.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::session::keys::KeySpec;
+use crate::settings::{ConfigError, MIB, duration, error};
+use crate::store::{
+    AerospikeConfig, AerospikeSection, BreakerSettings, EmbeddedConfig, EmbeddedSection,
+    EncryptionKeys,
+};
+
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    #[default]
+    Embedded,
+    Aerospike,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    pub backend: Backend,
+    /// Largest session guests may write, in bytes of JSON text.
+    pub max_session_bytes: usize,
+    pub embedded: EmbeddedSection,
+    /// Required with `backend = "aerospike"`.
+    pub aerospike: Option<AerospikeSection>,
+    pub circuit_breaker: CircuitBreakerSection,
+    /// Keys that encrypt session data at rest, the sealing key first;
+    /// without keys, data is stored as it is.
+    pub encryption_keys: Vec<KeySpec>,
+    /// `encryption_keys` with their secrets, once validated.
+    #[serde(skip)]
+    pub(super) encryption: Option<Arc<EncryptionKeys>>,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        Self {
+            backend: Backend::Embedded,
+            max_session_bytes: crate::store::DEFAULT_MAX_SESSION_BYTES,
+            embedded: EmbeddedSection::default(),
+            aerospike: None,
+            circuit_breaker: CircuitBreakerSection::default(),
+            encryption_keys: Vec::new(),
+            encryption: None,
+        }
+    }
+}
+
+/// Fail fast while the backend is down (see [`crate::store::Breaker`]).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CircuitBreakerSection {
+    /// Unavailable results in a row that open the circuit; 0 turns it off.
+    pub failures: u32,
+    #[serde(deserialize_with = "duration")]
+    pub open_for: Duration,
+}
+
+impl Default for CircuitBreakerSection {
+    fn default() -> Self {
+        let settings = BreakerSettings::default();
+        Self {
+            failures: settings.failures,
+            open_for: settings.open_for,
+        }
+    }
+}
+
+impl StoreSection {
+    pub(super) fn validate(&self, problems: &mut Vec<ConfigError>) {
+        if !(2..=16 * MIB).contains(&self.max_session_bytes) {
+            problems.push(error(
+                "store.max_session_bytes",
+                "must be between 2 and 16777216",
+            ));
+        }
+        self.embedded.validate(problems);
+        if self.circuit_breaker.failures > 0 && self.circuit_breaker.open_for.is_zero() {
+            problems.push(error(
+                "store.circuit_breaker.open_for",
+                "must be more than zero",
+            ));
+        }
+        match (self.backend, &self.aerospike) {
+            (Backend::Aerospike, None) => {
+                problems.push(error(
+                    "store.aerospike",
+                    "backend = \"aerospike\" needs a [store.aerospike] table with hosts",
+                ));
+            }
+            (Backend::Aerospike, Some(aerospike)) => aerospike.validate(problems),
+            (Backend::Embedded, _) => {}
+        }
+    }
+
+    pub(super) fn resolve_paths(&mut self, base: &Path) {
+        self.embedded.resolve_paths(base);
+        if let Some(aerospike) = &mut self.aerospike {
+            aerospike.resolve_paths(base);
+        }
+    }
+
+    /// The embedded backend's settings, for sessions of up to
+    /// `max_session_bytes` as stored (sealed, when encrypted).
+    pub fn embedded_config(&self, max_session_bytes: usize) -> EmbeddedConfig {
+        self.embedded.store_config(max_session_bytes)
+    }
+
+    /// The Aerospike backend's settings (with its password read from the
+    /// environment), for sessions of up to `max_session_bytes` as stored.
+    pub fn aerospike_config(
+        &self,
+        max_session_bytes: usize,
+    ) -> Result<AerospikeConfig, ConfigError> {
+        let section = self.aerospike.as_ref().expect("validated");
+        section.store_config(max_session_bytes)
+    }
+
+    /// The keys that encrypt session data at rest, when configured.
+    pub fn encryption_keys(&self) -> Option<Arc<EncryptionKeys>> {
+        self.encryption.clone()
+    }
+
+    /// The circuit breaker's settings; `None` when it is off.
+    pub fn breaker_settings(&self) -> Option<BreakerSettings> {
+        let breaker = &self.circuit_breaker;
+        (breaker.failures > 0).then_some(BreakerSettings {
+            failures: breaker.failures,
+            open_for: breaker.open_for,
+        })
+    }
+}
