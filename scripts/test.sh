@@ -13,6 +13,8 @@ scripts/wit-deps.sh
 cargo fmt --all -- --check
 cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 cargo clippy --all-targets -- -D warnings
+# The host without the Aerospike backend (its cargo feature, on by default).
+cargo clippy -p edge-session --no-default-features --features runtime --all-targets -- -D warnings
 cargo clippy --target wasm32-wasip2 -p edge-session-guest -p counter -p cart -p hello -p faulty -- -D warnings
 cargo clippy -p componentize-c -- -D warnings
 cargo clippy -p edge-session-bench --all-targets -- -D warnings
@@ -22,6 +24,7 @@ cargo clippy --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings
 # the tests: one feature resolution for both, so nothing builds twice.
 cargo build --all-targets
 cargo test
+cargo test -p edge-session --no-default-features --features runtime --lib
 
 # Bounded fuzzing of the cookie/id parser and the JSON field operations.
 scripts/fuzz.sh 30

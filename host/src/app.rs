@@ -11,9 +11,11 @@ use tokio::net::TcpListener;
 use crate::config::{Backend, Config, ConfigError};
 use crate::http::admin::{self, Admin};
 use crate::http::server;
+#[cfg(feature = "aerospike")]
+use crate::store::AerospikeStore;
 use crate::store::{
-    AerospikeStore, CircuitBreakerStore, EmbeddedStore, EncryptedStore, EncryptionKeys,
-    InstrumentedStore, SessionStore,
+    CircuitBreakerStore, EmbeddedStore, EncryptedStore, EncryptionKeys, InstrumentedStore,
+    SessionStore,
 };
 use crate::wasm::reload::{self, Reloader};
 
@@ -71,10 +73,13 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn SessionStore>
             let store = EmbeddedStore::open(config.store.embedded_config(stored_bytes))?;
             ("embedded", encrypted(store, keys, max_session_bytes))
         }
+        #[cfg(feature = "aerospike")]
         Backend::Aerospike => {
             let store = AerospikeStore::open(config.store.aerospike_config(stored_bytes)?).await?;
             ("aerospike", encrypted(store, keys, max_session_bytes))
         }
+        #[cfg(not(feature = "aerospike"))]
+        Backend::Aerospike => anyhow::bail!("this build has no Aerospike backend"),
     };
     if let Some(settings) = config.store.breaker_settings() {
         store = Arc::new(CircuitBreakerStore::new(store, settings));

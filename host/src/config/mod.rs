@@ -199,6 +199,7 @@ impl Config {
                 Err((TlsFile::Key, why)) => problems.push(error("tls.key", why)),
             }
         }
+        #[cfg(feature = "aerospike")]
         if let Some(aerospike) = &mut config.store.aerospike {
             aerospike.load_tls(&mut problems);
         }
@@ -383,7 +384,6 @@ fn syntax_error(text: &str, e: &toml::de::Error) -> ConfigError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::ExpiryMode;
 
     fn parse(text: &str) -> Result<Config, ConfigErrors> {
         let dir = tempfile::tempdir().unwrap();
@@ -636,8 +636,19 @@ mod tests {
         );
     }
 
+    #[cfg(not(feature = "aerospike"))]
+    #[test]
+    fn a_build_without_aerospike_says_why_it_refuses_the_backend() {
+        let config =
+            format!("[store]\nbackend = \"aerospike\"\n[store.aerospike]\nhosts = []\n{ROUTE}");
+        assert_eq!(field_of(&config), "store.backend");
+    }
+
+    #[cfg(feature = "aerospike")]
     #[test]
     fn aerospike_backend_settings_are_checked_by_field() {
+        use crate::store::ExpiryMode;
+
         let aerospike = |table: &str| {
             format!("[store]\nbackend = \"aerospike\"\n[store.aerospike]\n{table}\n{ROUTE}")
         };

@@ -10,10 +10,16 @@ use serde::Deserialize;
 
 use crate::session::keys::KeySpec;
 use crate::settings::{ConfigError, MIB, duration, error};
-use crate::store::{
-    AerospikeConfig, AerospikeSection, BreakerSettings, EmbeddedConfig, EmbeddedSection,
-    EncryptionKeys,
-};
+#[cfg(feature = "aerospike")]
+use crate::store::{AerospikeConfig, AerospikeSection};
+use crate::store::{BreakerSettings, EmbeddedConfig, EmbeddedSection, EncryptionKeys};
+
+/// The `[store.aerospike]` table; in a build without the backend, any table,
+/// so that a config naming it gets the error that says why.
+#[cfg(feature = "aerospike")]
+type AerospikeTable = AerospikeSection;
+#[cfg(not(feature = "aerospike"))]
+type AerospikeTable = toml::Table;
 
 #[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -31,7 +37,7 @@ pub struct StoreSection {
     pub max_session_bytes: usize,
     pub embedded: EmbeddedSection,
     /// Required with `backend = "aerospike"`.
-    pub aerospike: Option<AerospikeSection>,
+    pub aerospike: Option<AerospikeTable>,
     pub circuit_breaker: CircuitBreakerSection,
     /// Keys that encrypt session data at rest, the sealing key first;
     /// without keys, data is stored as it is.
@@ -90,20 +96,29 @@ impl StoreSection {
                 "must be more than zero",
             ));
         }
-        match (self.backend, &self.aerospike) {
-            (Backend::Aerospike, None) => {
+        if self.backend == Backend::Aerospike {
+            if cfg!(not(feature = "aerospike")) {
+                problems.push(error(
+                    "store.backend",
+                    "this build has no Aerospike backend: build edge-session with its \
+                     `aerospike` feature (on by default)",
+                ));
+            } else if self.aerospike.is_none() {
                 problems.push(error(
                     "store.aerospike",
                     "backend = \"aerospike\" needs a [store.aerospike] table with hosts",
                 ));
             }
-            (Backend::Aerospike, Some(aerospike)) => aerospike.validate(problems),
-            (Backend::Embedded, _) => {}
+        }
+        #[cfg(feature = "aerospike")]
+        if let (Backend::Aerospike, Some(aerospike)) = (self.backend, &self.aerospike) {
+            aerospike.validate(problems);
         }
     }
 
     pub(super) fn resolve_paths(&mut self, base: &Path) {
         self.embedded.resolve_paths(base);
+        #[cfg(feature = "aerospike")]
         if let Some(aerospike) = &mut self.aerospike {
             aerospike.resolve_paths(base);
         }
@@ -115,6 +130,7 @@ impl StoreSection {
         self.embedded.store_config(max_session_bytes)
     }
 
+    #[cfg(feature = "aerospike")]
     /// The Aerospike backend's settings (with its password read from the
     /// environment), for sessions of up to `max_session_bytes` as stored.
     pub fn aerospike_config(

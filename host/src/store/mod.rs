@@ -30,15 +30,18 @@
 //! # }
 //! ```
 
+#[cfg(feature = "aerospike")]
 mod aerospike;
 mod embedded;
 mod layers;
+#[cfg(feature = "aerospike")]
 pub(crate) mod tls;
 
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
+#[cfg(feature = "aerospike")]
 pub use aerospike::{
     AerospikeConfig, AerospikeSection, AerospikeStore, AerospikeTlsSection, ExpiryMode,
     ExpirySetting,
