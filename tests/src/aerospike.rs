@@ -6,6 +6,9 @@
 //! namespace, and those sets are truncated afterwards (records written in
 //! host expiry mode have no server TTL). Fault tests need to stop
 //! and slow the server, so they always run on the test server.
+//!
+//! Those tests assert what happens and in what order, never how long it
+//! took: [`HANG`] only turns a hang into a failure.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -14,6 +17,33 @@ use aerospike::{AdminPolicy, Client, ClientPolicy};
 use aerospike_fixture::{AerospikeFixture, FixtureConfig};
 use edge_session::session::id as session_id;
 use edge_session::store::{AerospikeConfig, ExpiryMode};
+
+/// How long a test waits for something before calling it hung. Not a
+/// performance bound: it only turns a hang into a failure, so it is far
+/// above anything a loaded machine needs (store commands here have
+/// deadlines of 250 ms, reconnecting takes a tend of about a second).
+pub const HANG: Duration = Duration::from_secs(60);
+
+/// `future`'s output; panics naming `what` if that takes [`HANG`].
+pub async fn unless_hung<F: Future>(what: &str, future: F) -> F::Output {
+    tokio::time::timeout(HANG, future)
+        .await
+        .unwrap_or_else(|_| panic!("{what} hung: no outcome after {HANG:?}"))
+}
+
+/// Calls `attempt` a little apart until it gives `Some`; panics naming
+/// `what` if that takes [`HANG`].
+pub async fn eventually<T>(what: &str, mut attempt: impl AsyncFnMut() -> Option<T>) -> T {
+    unless_hung(what, async {
+        loop {
+            if let Some(done) = attempt().await {
+                return done;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}
 
 pub struct TestCluster {
     fixture: Option<AerospikeFixture>,

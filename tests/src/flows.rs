@@ -247,13 +247,25 @@ pub fn concurrent_visits_lose_no_increment(host: &Host) {
     );
 }
 
-/// Needs a host whose counter route has `default_ttl = "1s"`.
+/// The counter route's `default_ttl` for [`sessions_expire`]: long enough
+/// that a loaded machine cannot stall two consecutive visits past it.
+pub const EXPIRY_TTL: Duration = Duration::from_secs(3);
+
+/// [`EXPIRY_TTL`] as the config writes it.
+pub fn expiry_ttl_setting() -> String {
+    format!("{}s", EXPIRY_TTL.as_secs())
+}
+
+/// Needs a host whose counter route has `default_ttl = expiry_ttl_setting()`.
 pub fn sessions_expire(host: &Host) {
     let mut client = host.client();
     assert_eq!(client.get("/counter").json()["count"], 1);
     assert_eq!(client.get("/counter").json()["count"], 2);
+    let last_visit = std::time::Instant::now();
     let sid = client.cookie(COUNTER_COOKIE).map(str::to_owned);
-    std::thread::sleep(Duration::from_millis(1500));
+    std::thread::sleep(
+        (last_visit + EXPIRY_TTL + Duration::from_millis(500)) - std::time::Instant::now(),
+    );
     assert_eq!(
         client.get("/counter").json()["count"],
         1,

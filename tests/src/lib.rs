@@ -8,6 +8,7 @@
 pub mod aerospike;
 pub mod conformance;
 pub mod flows;
+pub mod gate;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -87,18 +88,34 @@ pub struct Host {
     /// The admin listener, when the config has an `[admin]` table.
     pub admin_address: Option<String>,
     pub dir: tempfile::TempDir,
+    /// `RUST_LOG` for the process.
+    log_filter: &'static str,
 }
+
+/// The host's log at `info`, without the embedded store's chatter.
+const LOG_FILTER: &str = "info,fjall=warn,lsm_tree=warn";
 
 impl Host {
     /// Starts the host with `config` (TOML). `{data}` in it is replaced by a
     /// fresh data directory and `{cache}` by the shared artifact cache, so
     /// components compile once per test run rather than once per test.
     pub fn start(config: &str) -> Host {
+        Host::start_logging(config, LOG_FILTER)
+    }
+
+    /// [`start`](Self::start), with every line the host itself logs, at
+    /// every level (for checks of what logs may never show).
+    pub fn start_traced(config: &str) -> Host {
+        Host::start_logging(config, "info,edge_session=trace,fjall=warn,lsm_tree=warn")
+    }
+
+    fn start_logging(config: &str, log_filter: &'static str) -> Host {
         let mut host = Host {
             child: None,
             address: String::new(),
             admin_address: None,
             dir: tempfile::tempdir().expect("temp dir"),
+            log_filter,
         };
         host.reconfigure(config);
         host.launch();
@@ -138,7 +155,7 @@ impl Host {
         let mut child = Command::new(host_binary())
             .args(["serve", "--listen", "127.0.0.1:0", "--config"])
             .arg(self.dir.path().join("edge.toml"))
-            .env("RUST_LOG", "info,fjall=warn,lsm_tree=warn")
+            .env("RUST_LOG", self.log_filter)
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -207,6 +224,60 @@ impl Host {
         String::from_utf8_lossy(&reply).into_owned()
     }
 
+    /// [`raw`](Self::raw), parsed: for a request that is answered with
+    /// one whole response before the host closes the connection.
+    pub fn raw_reply(&self, request: &[u8]) -> Reply {
+        let raw = self.raw(request);
+        let (head, body) = raw
+            .split_once("\r\n\r\n")
+            .unwrap_or_else(|| panic!("no response head in {raw:?}"));
+        let mut lines = head.split("\r\n");
+        let status = lines
+            .next()
+            .and_then(|line| line.split(' ').nth(1))
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("no status in {raw:?}"));
+        let headers = lines
+            .filter_map(|line| line.split_once(':'))
+            .map(|(name, value)| (name.to_ascii_lowercase(), value.trim().to_owned()))
+            .collect();
+        Reply {
+            status,
+            headers,
+            body: body.to_owned(),
+        }
+    }
+
+    /// Waits until the host's log holds `text`; a bound only a hang
+    /// reaches turns one into a failure.
+    pub fn wait_for_log(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !self.log().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "the log never said {text:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Every store operation counted so far, by series (operation and
+    /// result), from the admin listener's metrics ([`with_admin`]).
+    pub fn store_operations(&self) -> Vec<(String, f64)> {
+        let metrics = self.admin().get("/metrics").body;
+        let mut operations: Vec<(String, f64)> = metrics
+            .lines()
+            .filter(|line| line.starts_with("edge_session_store_operations_total{"))
+            .map(|line| {
+                let (series, value) = line.rsplit_once(' ').unwrap();
+                (series.to_owned(), value.parse().unwrap())
+            })
+            .collect();
+        operations.sort_by(|a, b| a.0.cmp(&b.0));
+        operations
+    }
+
     /// A client of the admin listener (the config needs [`with_admin`]).
     pub fn admin(&self) -> Client {
         Client::new(self.admin_address.as_deref().expect("an [admin] listener"))
@@ -228,6 +299,15 @@ impl Host {
     pub fn kill_hard(&mut self) {
         self.signal(libc::SIGKILL);
         self.wait(Duration::from_secs(10));
+    }
+
+    /// SIGTERM, then the clean exit it leads to (it drains first); the
+    /// whole log.
+    pub fn stop(&mut self) -> String {
+        self.signal(libc::SIGTERM);
+        let status = self.wait(Duration::from_secs(120));
+        assert!(status.success(), "{status:?}; its log:\n{}", self.log());
+        self.log()
     }
 
     /// Waits for the process to exit and returns its status.
@@ -349,6 +429,15 @@ impl Client {
 
     pub fn post(&mut self, path: &str, body: &str) -> Reply {
         self.send("POST", path, Some(body.as_bytes()))
+    }
+
+    /// Makes one raw `sessions` call, described by `call`, through the
+    /// faulty guest's `/ops` probe on `route`: `{"ok": …}` or
+    /// `{"error": "…"}`.
+    pub fn ops(&mut self, route: &str, call: serde_json::Value) -> serde_json::Value {
+        let reply = self.post(&format!("{route}/ops"), &call.to_string());
+        assert_eq!(reply.status, 200, "{call} -> {reply:?}");
+        reply.json()
     }
 
     pub fn delete(&mut self, path: &str) -> Reply {

@@ -3,10 +3,10 @@
 //! `AEROSPIKE_HOSTS`). The user flows of the embedded e2e tests, then two
 //! hosts sharing one backend, and a host riding out a backend outage.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aerospike_fixture::FixtureConfig;
-use edge_session_tests::aerospike::TestCluster;
+use edge_session_tests::aerospike::{HANG, TestCluster};
 use edge_session_tests::flows::{self, COUNTER_COOKIE};
 use edge_session_tests::{Client, Host, metric_sample, with_admin};
 
@@ -54,7 +54,7 @@ fn metrics_report_the_sessions_the_set_holds() {
 #[test]
 fn sessions_expire() {
     let cluster = TestCluster::shared();
-    flows::sessions_expire(&start(&cluster, "1s", None));
+    flows::sessions_expire(&start(&cluster, &flows::expiry_ttl_setting(), None));
 }
 
 #[test]
@@ -103,9 +103,10 @@ fn two_hosts_share_one_backend() {
 }
 
 /// The counter's count at the first visit that gets through after the
-/// backend is back (503s until then).
+/// backend is back (503s until then, for up to [`HANG`]: a bound that only
+/// turns a host that never recovers into a failure).
 fn count_once_recovered(visitor: &mut Client) -> u64 {
-    let reply = visitor.get_while_busy("/counter", Duration::from_secs(15));
+    let reply = visitor.get_while_busy("/counter", HANG);
     assert_eq!(reply.status, 200, "the host did not recover: {reply:?}");
     reply.json()["count"].as_u64().unwrap()
 }
@@ -127,8 +128,11 @@ fn a_backend_outage_gets_503s_fast_and_the_host_recovers_on_its_own() {
     assert_eq!(not_ready.status, 503, "{not_ready:?}");
     assert!(not_ready.body.contains("unavailable"), "{not_ready:?}");
     assert_eq!(admin.get("/healthz").status, 200, "alive, if not ready");
+    // Fast: each visit is answered, 503, while the backend is still down, so
+    // a host that waited for it to come back would hang here until the
+    // client's own timeout failed the test. That the store gives up on its
+    // deadline is aerospike_store's stalled-backend test.
     for _ in 0..5 {
-        let started = Instant::now();
         let reply = visitor.get("/counter");
         assert_eq!(reply.status, 503, "{reply:?}");
         assert!(
@@ -137,11 +141,6 @@ fn a_backend_outage_gets_503s_fast_and_the_host_recovers_on_its_own() {
                 .unwrap()
                 .contains("unavailable"),
             "{reply:?}"
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "{:?}",
-            started.elapsed()
         );
         assert_eq!(
             visitor.get("/no-sessions/echo").status,

@@ -2,7 +2,7 @@
 //! what only this backend promises (background sweep, reopening).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use edge_session::session::id as session_id;
 use edge_session::store::{Durability, EmbeddedConfig, EmbeddedStore, SessionKey, SessionStore};
@@ -36,9 +36,13 @@ async fn sweep_deletes_expired_sessions_and_keeps_live_ones() {
     let store = EmbeddedStore::open(config(dir.path(), Durability::default())).unwrap();
     let ids: Vec<String> = (0..20).map(|_| session_id::generate()).collect();
     let key = |i: usize| SessionKey::new("sweep", &ids[i]);
+    // Long enough that a loaded machine cannot stall the touches below past
+    // it; the sweep runs once it is certainly over.
+    let short = Duration::from_secs(3);
+    let inserted = Instant::now();
     for i in 0..20 {
         let ttl = if i < 10 {
-            Duration::from_secs(1)
+            short
         } else {
             Duration::from_secs(3600)
         };
@@ -46,19 +50,18 @@ async fn sweep_deletes_expired_sessions_and_keeps_live_ones() {
     }
     // Two short sessions are kept alive by touch: their index entries are
     // early and the sweep must move them, not delete the sessions.
-    store
-        .touch(key(0), Duration::from_secs(3600))
-        .await
-        .unwrap();
-    store
-        .touch(key(1), Duration::from_secs(3600))
-        .await
-        .unwrap();
+    for i in [0, 1] {
+        let touched = store
+            .touch(key(i), Duration::from_secs(3600))
+            .await
+            .unwrap();
+        assert!(touched, "session {i} is still live");
+    }
     // One long session is deleted: its index entry goes stale.
     store.delete(key(19)).await.unwrap();
     assert_eq!(store.stored_records().unwrap(), 19);
 
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    tokio::time::sleep_until((inserted + short + Duration::from_millis(200)).into()).await;
     let stats = store.sweep_expired().unwrap();
     assert_eq!(stats.expired, 8, "the eight untouched short sessions");
     assert_eq!(stats.reindexed, 2, "the two touched sessions");
@@ -83,16 +86,23 @@ async fn background_sweep_runs_on_its_own() {
         ..config(dir.path(), Durability::default())
     })
     .unwrap();
+    let ttl = Duration::from_secs(1);
+    let inserted = Instant::now();
     for _ in 0..5 {
         let id = session_id::generate();
         store
-            .insert(SessionKey::new("bg", &id), "{}", Duration::from_secs(1))
+            .insert(SessionKey::new("bg", &id), "{}", ttl)
             .await
             .unwrap();
     }
-    assert_eq!(store.stored_records().unwrap(), 5);
-    let mut left = 5;
-    for _ in 0..50 {
+    let stored = store.stored_records().unwrap();
+    // Only while none can have expired: a stalled test proves nothing here.
+    if inserted.elapsed() < ttl {
+        assert_eq!(stored, 5);
+    }
+    // A generous bound, only to turn a sweep that never runs into a failure.
+    let mut left = stored;
+    for _ in 0..300 {
         tokio::time::sleep(Duration::from_millis(100)).await;
         left = store.stored_records().unwrap();
         if left == 0 {
@@ -100,6 +110,41 @@ async fn background_sweep_runs_on_its_own() {
         }
     }
     assert_eq!(left, 0, "the background sweep deletes expired sessions");
+}
+
+/// With `durability = "fsync"` a write is acknowledged only once it is on
+/// disk; buffered (the control, with an interval no test outlasts) it is
+/// acknowledged before.
+#[tokio::test]
+async fn fsync_mode_syncs_each_write_before_acknowledging_it() {
+    for (durability, synced_first) in [
+        (Durability::Fsync, true),
+        (
+            Durability::Buffered {
+                sync_interval: Duration::from_secs(3600),
+            },
+            false,
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(config(dir.path(), durability)).unwrap();
+        for i in 0..20 {
+            let id = session_id::generate();
+            let key = SessionKey::new("durable", &id);
+            store
+                .insert(key, "{}", Duration::from_secs(3600))
+                .await
+                .unwrap();
+            store.incr_field(key, "n", 1).await.unwrap();
+            let (written, on_disk) = store.writes_on_disk();
+            assert_eq!(written, 2 * (i + 1), "{durability:?}");
+            assert_eq!(
+                on_disk == written,
+                synced_first,
+                "{durability:?}: {on_disk} of {written}"
+            );
+        }
+    }
 }
 
 #[tokio::test]

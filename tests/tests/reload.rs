@@ -57,11 +57,26 @@ fn a_changed_component_is_swapped_under_load_and_a_broken_one_rejected() {
     install(&guest("faulty"), &component);
     let host = Host::start(&with_admin(&config(&component, true)));
 
-    // A request in flight on the old component across the swap.
+    // A request in flight on the old component across the swap: it has its
+    // instance (the route's first) before the new file is installed, and it
+    // ends after the new component serves.
     let slow = {
         let mut client = host.client();
-        std::thread::spawn(move || client.get("/app/sleep?ms=1500"))
+        std::thread::spawn(move || {
+            let reply = client.get("/app/sleep?ms=5000");
+            (reply, Instant::now())
+        })
     };
+    let mut admin = host.admin();
+    wait_for("the slow request's instance", &host, || {
+        let metrics = admin.get("/metrics").body;
+        let instances = metric_sample(
+            &metrics,
+            "edge_session_guest_instantiation_seconds_count",
+            &[("route", "/app")],
+        );
+        instances.is_some_and(|count| count >= 1.0)
+    });
     // Steady traffic: every reply must be a 200 from one guest or the other.
     let stop = Arc::new(AtomicBool::new(false));
     let load: Vec<_> = (0..3)
@@ -77,17 +92,21 @@ fn a_changed_component_is_swapped_under_load_and_a_broken_one_rejected() {
         })
         .collect();
 
-    std::thread::sleep(Duration::from_millis(200));
     install(&guest("counter"), &component);
     let mut probe = host.client();
     wait_for("the counter to serve", &host, || {
         answered_by(&probe.get("/app/hello")) == "counter"
     });
-    let slow = slow.join().expect("the slow request");
+    let swapped = Instant::now();
+    let (slow, slow_ended) = slow.join().expect("the slow request");
     assert_eq!(
         (slow.status, slow.body.as_str()),
-        (200, "slept 1500 ms\n"),
+        (200, "slept 5000 ms\n"),
         "the request in flight finished on the old component"
+    );
+    assert!(
+        slow_ended > swapped,
+        "the slow request was still running when the new component served"
     );
 
     // A half-deployed or broken file: rejected, the counter keeps serving.

@@ -10,8 +10,10 @@
 //! Tests use it to run a backend against a "real" protocol peer and to inject
 //! faults: [`AerospikeFixture::stop`] / [`AerospikeFixture::resume`] (same
 //! port, data kept), [`AerospikeFixture::set_latency`],
+//! [`AerospikeFixture::hold_replies`] / [`AerospikeFixture::release_replies`],
 //! [`AerospikeFixture::drop_connections`] and
-//! [`AerospikeFixture::cut_replies`].
+//! [`AerospikeFixture::cut_replies`]. [`AerospikeFixture::record_bytes`]
+//! shows what a dump of the server's storage would hold.
 //!
 //! ```no_run
 //! use aerospike_fixture::{AerospikeFixture, FixtureConfig};
@@ -151,6 +153,31 @@ impl AerospikeFixture {
         self.server.set_latency(delay);
     }
 
+    /// Holds every reply (data, info and login alike) from now until
+    /// [`release_replies`](Self::release_replies), as a server that stopped
+    /// answering would; commands still run and connections stay open.
+    ///
+    /// Unlike a latency, the stall ends when the test says so, so "the client
+    /// gave up before the server answered" is an order of events the test
+    /// sets up rather than a race between two timers.
+    pub fn hold_replies(&self) {
+        self.server.hold_replies(true);
+    }
+
+    /// Sends the replies held since [`hold_replies`](Self::hold_replies)
+    /// (to clients still listening) and stops holding new ones.
+    pub fn release_replies(&self) {
+        self.server.hold_replies(false);
+    }
+
+    /// How many data commands (not info or login) have run and wait for
+    /// [`release_replies`](Self::release_replies) to send their replies: a
+    /// client that gave up while this was above zero gave up on a command
+    /// the server had received.
+    pub fn held_commands(&self) -> usize {
+        self.server.held_commands()
+    }
+
     /// Closes every open connection now and keeps listening, as a network
     /// blip or a server-side idle reaper would.
     pub fn drop_connections(&self) {
@@ -167,5 +194,15 @@ impl AerospikeFixture {
     /// How many records are stored, expired ones not yet swept included.
     pub fn record_count(&self) -> usize {
         self.server.shared().db.record_count()
+    }
+
+    /// Every stored record (expired ones not yet swept included) as the
+    /// bytes a dump of the server's storage would show: its set name, then
+    /// each bin's name and value as it travels on the wire (strings and
+    /// blobs as they are, maps and lists in MessagePack). For tests of what
+    /// reaches the server, such as encrypted data never being stored in the
+    /// clear.
+    pub fn record_bytes(&self) -> Vec<Vec<u8>> {
+        self.server.shared().db.record_bytes()
     }
 }

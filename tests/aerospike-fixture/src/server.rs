@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{Shutdown, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use crate::auth::{PROTO_TYPE_SECURITY, Security};
 use crate::compression::{self, PROTO_TYPE_MSG_COMPRESSED};
@@ -29,8 +29,6 @@ use crate::store::{self, Database};
 const PROTO_SIZE_MAX: usize = 128 * 1024 * 1024;
 /// How often expired records are swept out.
 const SWEEP_PERIOD: Duration = Duration::from_secs(1);
-/// How long `stop` waits for the runtime thread to close the listener.
-const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// State shared by the control side and the runtime thread.
 pub(crate) struct Shared {
@@ -38,6 +36,10 @@ pub(crate) struct Shared {
     pub(crate) security: Security,
     pub(crate) node: Node,
     latency_nanos: AtomicU64,
+    /// True while replies wait for `release_replies`.
+    holding: watch::Sender<bool>,
+    /// Data commands run whose replies are waiting for `release_replies`.
+    held_commands: AtomicUsize,
     /// Data commands still to be run without their reply (see `cut_replies`).
     replies_to_cut: AtomicU64,
     /// A clone of every open connection's socket, so that faults can shut
@@ -53,6 +55,8 @@ impl Shared {
             security,
             node,
             latency_nanos: AtomicU64::new(0),
+            holding: watch::Sender::new(false),
+            held_commands: AtomicUsize::new(0),
             replies_to_cut: AtomicU64::new(0),
             connections: Mutex::new(HashMap::new()),
             next_connection: AtomicU64::new(0),
@@ -69,6 +73,22 @@ impl Shared {
         Duration::from_nanos(self.latency_nanos.load(Ordering::Relaxed))
     }
 
+    /// Returns once replies are no longer held; at once when they are not.
+    async fn wait_while_held(&self, data_command: bool) {
+        let mut holding = self.holding.subscribe();
+        if !*holding.borrow_and_update() {
+            return;
+        }
+        if data_command {
+            self.held_commands.fetch_add(1, Ordering::Relaxed);
+        }
+        // An error means the fixture is going away: nobody reads the reply.
+        let _ = holding.wait_for(|held| !held).await;
+        if data_command {
+            self.held_commands.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
     /// Whether this data command's reply is to be cut (counting it if so).
     fn cut_this_reply(&self) -> bool {
         self.replies_to_cut
@@ -82,7 +102,8 @@ impl Shared {
 /// A listening accept loop and the way to end it.
 struct Listening {
     stop: oneshot::Sender<()>,
-    /// Signalled once the listening socket is closed.
+    /// Signalled once the listening socket is closed (or, should the accept
+    /// task be dropped, disconnected), so waiting on it cannot hang.
     closed: mpsc::Receiver<()>,
 }
 
@@ -169,7 +190,9 @@ impl Server {
     pub(crate) fn stop(&self) {
         if let Some(listening) = self.listening().take() {
             let _ = listening.stop.send(());
-            let _ = listening.closed.recv_timeout(CONTROL_TIMEOUT);
+            // No timeout: on a loaded machine it would return with the port
+            // still open, breaking the promise callers rely on.
+            let _ = listening.closed.recv();
         }
         self.drop_connections();
     }
@@ -193,6 +216,14 @@ impl Server {
         self.shared
             .replies_to_cut
             .store(commands, Ordering::Relaxed);
+    }
+
+    pub(crate) fn hold_replies(&self, hold: bool) {
+        self.shared.holding.send_replace(hold);
+    }
+
+    pub(crate) fn held_commands(&self) -> usize {
+        self.shared.held_commands.load(Ordering::Relaxed)
     }
 
     pub(crate) fn set_latency(&self, delay: Duration) {
@@ -268,7 +299,8 @@ impl Connection {
     /// Answers one message at a time until the peer leaves, a fault closes
     /// the connection or a message is malformed.
     async fn serve(mut self) {
-        while let Ok(Some(reply)) = self.next_reply().await {
+        while let Ok(Some((reply, data_command))) = self.next_reply().await {
+            self.shared.wait_while_held(data_command).await;
             let delay = self.shared.latency();
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
@@ -279,7 +311,8 @@ impl Connection {
         }
     }
 
-    async fn next_reply(&mut self) -> io::Result<Option<Vec<u8>>> {
+    /// The reply to the next message, and whether it answers a data command.
+    async fn next_reply(&mut self) -> io::Result<Option<(Vec<u8>, bool)>> {
         let mut header = [0u8; 8];
         self.stream.read_exact(&mut header).await?;
         let size = (u64::from_be_bytes(header) & 0xffff_ffff_ffff) as usize;
@@ -289,7 +322,7 @@ impl Connection {
         let mut body = vec![0; size];
         self.stream.read_exact(&mut body).await?;
         let shared = &self.shared;
-        Ok(match header[1] {
+        let reply = match header[1] {
             PROTO_TYPE_INFO => Some(info::respond(
                 &body,
                 &shared.node,
@@ -301,7 +334,9 @@ impl Connection {
             PROTO_TYPE_MSG_COMPRESSED => compression::decompress(&body, PROTO_SIZE_MAX)
                 .and_then(|inner| self.data_reply(&inner)),
             _ => None,
-        })
+        };
+        let data_command = matches!(header[1], PROTO_TYPE_MSG | PROTO_TYPE_MSG_COMPRESSED);
+        Ok(reply.map(|reply| (reply, data_command)))
     }
 
     fn data_reply(&self, body: &[u8]) -> Option<Vec<u8>> {

@@ -79,6 +79,16 @@ impl Record {
             .sum();
         RECORD_OVERHEAD + set + bins
     }
+
+    /// The set name, then each bin's name and value particle, back to back.
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+        let mut bytes = self.set.clone().unwrap_or_default();
+        for (name, value) in &self.bins {
+            bytes.extend_from_slice(name);
+            bytes.extend(value.to_particle().1);
+        }
+        bytes
+    }
 }
 
 pub(crate) type Digest = [u8; 20];
@@ -142,6 +152,10 @@ impl Database {
 
     pub(crate) fn record_count(&self) -> usize {
         self.lock().0.len()
+    }
+
+    pub(crate) fn record_bytes(&self) -> Vec<Vec<u8>> {
+        self.lock().0.values().map(Record::to_bytes).collect()
     }
 }
 

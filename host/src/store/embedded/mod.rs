@@ -145,6 +145,12 @@ impl EmbeddedStore {
     pub fn stored_records(&self) -> anyhow::Result<usize> {
         Ok(self.inner.records.len()?)
     }
+
+    /// Writes accepted so far, and how many of them are known to be on disk
+    /// (fsynced): with [`Durability::Fsync`] every acknowledged write is.
+    pub fn writes_on_disk(&self) -> (u64, u64) {
+        self.inner.syncer.progress()
+    }
 }
 
 impl Drop for EmbeddedStore {

@@ -113,6 +113,15 @@ impl Syncer {
     }
 }
 
+impl Syncer {
+    /// Writes counted so far, and the highest one known to be on disk (0
+    /// once an fsync failed).
+    pub fn progress(&self) -> (u64, u64) {
+        let on_disk = self.synced.borrow().unwrap_or(0);
+        (self.written.load(Ordering::Acquire), on_disk)
+    }
+}
+
 impl Drop for Syncer {
     fn drop(&mut self) {
         // Disconnecting the channel asks the thread for a last fsync and exit.

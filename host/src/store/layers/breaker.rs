@@ -80,7 +80,11 @@ impl Breaker {
         if self.healthy.load(Ordering::Acquire) {
             return Ok(());
         }
-        let now = Instant::now();
+        self.admit_at(Instant::now())
+    }
+
+    /// [`admit`](Self::admit) at `now` (the tests pass their own clock).
+    fn admit_at(&self, now: Instant) -> StoreResult<()> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         match &*state {
             State::Closed { .. } => Ok(()),
@@ -103,13 +107,18 @@ impl Breaker {
         if !failed && self.healthy.load(Ordering::Acquire) {
             return;
         }
+        self.record_at(result, Instant::now());
+    }
+
+    /// [`record`](Self::record) at `now`.
+    fn record_at<T>(&self, result: &StoreResult<T>, now: Instant) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        self.next_state(&mut state, result);
+        self.next_state(&mut state, result, now);
         let healthy = matches!(*state, State::Closed { failures: 0 });
         self.healthy.store(healthy, Ordering::Release);
     }
 
-    fn next_state<T>(&self, state: &mut State, result: &StoreResult<T>) {
+    fn next_state<T>(&self, state: &mut State, result: &StoreResult<T>, now: Instant) {
         let Err(StoreError::Unavailable(reason)) = result else {
             if !matches!(*state, State::Closed { .. }) {
                 tracing::info!("store circuit closed: the backend answers again");
@@ -136,7 +145,7 @@ impl Breaker {
             crate::metrics::store_circuit_open(true);
         }
         *state = State::Open {
-            until: Instant::now() + self.settings.open_for,
+            until: now + self.settings.open_for,
             reason: reason.clone(),
         };
     }
@@ -266,38 +275,50 @@ mod tests {
 
     #[test]
     fn one_probe_after_open_for_closes_or_reopens_it() {
-        let open_for = Duration::from_millis(50);
+        let open_for = Duration::from_secs(30);
         let breaker = breaker(open_for);
+        // The breaker's clock: each step says when it happens.
+        let t0 = Instant::now();
         for _ in 0..3 {
-            breaker.admit().unwrap();
-            breaker.record(&unavailable());
+            breaker.admit_at(t0).unwrap();
+            breaker.record_at(&unavailable(), t0);
         }
-        assert!(breaker.admit().is_err());
+        assert!(breaker.admit_at(t0 + open_for / 2).is_err(), "open");
 
-        std::thread::sleep(open_for * 2);
-        breaker.admit().expect("the probe goes through");
-        assert!(breaker.admit().is_err(), "one probe at a time");
-        breaker.record(&unavailable());
-        assert!(breaker.admit().is_err(), "a failed probe opens it again");
+        let t1 = t0 + open_for;
+        breaker.admit_at(t1).expect("the probe goes through");
+        assert!(breaker.admit_at(t1).is_err(), "one probe at a time");
+        breaker.record_at(&unavailable(), t1);
+        assert!(
+            breaker.admit_at(t1).is_err(),
+            "a failed probe opens it again"
+        );
+        assert!(breaker.admit_at(t1 + open_for / 2).is_err(), "for open_for");
 
-        std::thread::sleep(open_for * 2);
-        breaker.admit().expect("the next probe");
-        breaker.record(&Ok(()));
-        breaker.admit().expect("closed");
+        let t2 = t1 + open_for;
+        breaker.admit_at(t2).expect("the next probe");
+        breaker.record_at(&Ok(()), t2);
+        breaker.admit_at(t2).expect("closed");
         breaker.admit().expect("closed");
     }
 
     #[test]
     fn an_abandoned_probe_is_replaced() {
-        let open_for = Duration::from_millis(50);
+        let open_for = Duration::from_secs(30);
         let breaker = breaker(open_for);
+        let t0 = Instant::now();
         for _ in 0..3 {
-            breaker.admit().unwrap();
-            breaker.record(&unavailable());
+            breaker.admit_at(t0).unwrap();
+            breaker.record_at(&unavailable(), t0);
         }
-        std::thread::sleep(open_for * 2);
-        breaker.admit().expect("a probe whose caller goes away");
-        std::thread::sleep(open_for * 2);
-        breaker.admit().expect("another probe");
+        let t1 = t0 + open_for;
+        breaker
+            .admit_at(t1)
+            .expect("a probe whose caller goes away");
+        assert!(
+            breaker.admit_at(t1 + open_for / 2).is_err(),
+            "still probing"
+        );
+        breaker.admit_at(t1 + open_for).expect("another probe");
     }
 }

@@ -12,7 +12,10 @@
 //! - `/env[?name=NAME]`: reports how many environment variables it can see,
 //!   or the value of one;
 //! - `/read?path=P`, `/write?path=P`: reads or tries to write a file;
-//! - `/big?kb=N`: answers with N KiB (client-disconnect tests);
+//! - `/big?kb=N`: answers with N KiB (client-disconnect tests), and notes
+//!   `big: N KiB` on stdout first, which the host logs when the run ends;
+//! - `/stream?kb=N`: streams N KiB in 1 KiB writes, declaring no length
+//!   (chunked), the way a guest that does not know its size answers;
 //! - `/calls?n=N`: creates a session, reads one of its fields N times with
 //!   the raw WIT call, deletes it (the benchmark's cost of one guest→host
 //!   call: the difference between N = 0 and a large N);
@@ -22,8 +25,14 @@
 //!   them: a fresh instance finds `41` and `0` (see [`remember`]);
 //! - `/print[?kb=N]`: writes to stdout (N KiB more with `kb`) and stderr,
 //!   answers with its request id;
-//! - `/late-start`: sends its response head, then tries `current::start`
-//!   and writes the outcome into the body;
+//! - `/late-start`, `/late-rotate`, `/late-end`: sends its response head,
+//!   then tries `current::start` (or `rotate`, `end`) and writes the outcome
+//!   into the body;
+//! - `/current?op=load|start|rotate|end`: the `current` call, its outcome
+//!   as JSON: `{"session": {"id", "data", "generation", "expires-in"}}`
+//!   (`null` for none), `{"ended": bool}`, or `{"error": "…"}`;
+//! - `/socket?to=IP:PORT`: tries to open a TCP socket and connect it to the
+//!   IPv4 address, and a UDP socket, and reports each outcome;
 //! - `/linger?ms=N`: sends its whole response ("ok"), then goes on running
 //!   for N milliseconds, as a guest's after-response work would;
 //! - `POST /ops`: makes the `sessions` call its JSON body describes, with
@@ -44,8 +53,20 @@ impl wasip2::exports::http::incoming_handler::Guest for Faulty {
             // Dropping the outparam unset is the fault under test.
             return;
         }
-        if path.ends_with("/late-start") {
-            return late_start(out);
+        for (suffix, op) in [
+            ("/late-start", Late::Start),
+            ("/late-rotate", Late::Rotate),
+            ("/late-end", Late::End),
+        ] {
+            if path.ends_with(suffix) {
+                return late(out, op);
+            }
+        }
+        if let Some(kb) = path
+            .split_once("/stream?kb=")
+            .and_then(|(_, kb)| kb.parse::<usize>().ok())
+        {
+            return stream(out, kb);
         }
         let linger = path
             .split_once("/linger?ms=")
@@ -88,6 +109,8 @@ impl edge_session_guest::Handler for Faulty {
                 Response::text(200, &format!("{}\n", outgoing_request(to)))
             }
             "ops" => ops::run(&request),
+            "current" => current_call(query(&request, "op").unwrap_or_default()),
+            "socket" => Response::text(200, &sockets(query(&request, "to").unwrap_or_default())),
             "env" => match query(&request, "name") {
                 Some(name) => Response::text(200, &format!("{:?}\n", std::env::var(name).ok())),
                 None => Response::text(200, &format!("{} variables\n", std::env::vars().count())),
@@ -115,6 +138,7 @@ impl edge_session_guest::Handler for Faulty {
             "remember" => remember(),
             "big" => {
                 let kb = query_number(&request, "kb").unwrap_or(1024);
+                println!("big: {kb} KiB");
                 Response::new(200, vec![b'x'; kb as usize * 1024])
             }
             _ => Response::text(200, "ok\n"),
@@ -122,7 +146,8 @@ impl edge_session_guest::Handler for Faulty {
     }
 }
 
-/// Sends the response head, then tries to start a session.
+/// Creates a session, reads one of its fields `n` times with the raw WIT
+/// call, deletes it.
 fn calls(n: u64) -> Response {
     use edge_session_guest::raw::sessions as wit;
     let outcome = sessions::create(&serde_json_object(), None).and_then(|id| {
@@ -171,22 +196,116 @@ fn remember() -> Response {
     Response::text(200, &reply)
 }
 
-fn late_start(out: ResponseOutparam) {
+/// What `/late-…` tries once its response head is out.
+#[derive(Clone, Copy)]
+enum Late {
+    Start,
+    Rotate,
+    End,
+}
+
+fn late(out: ResponseOutparam, op: Late) {
     use wasip2::http::types::{Fields, OutgoingBody, OutgoingResponse};
     let response = OutgoingResponse::new(Fields::new());
     let body = response.body().expect("first call");
     ResponseOutparam::set(out, Ok(response));
-    let outcome = current::start(&serde_json_object()).map(|session| session.id);
+    let outcome = match op {
+        Late::Start => format!(
+            "{:?}",
+            current::start(&serde_json_object()).map(|session| session.id)
+        ),
+        Late::Rotate => format!(
+            "{:?}",
+            current::rotate::<serde_json::Value>().map(|session| session.id)
+        ),
+        Late::End => format!("{:?}", current::end()),
+    };
     let stream = body.write().expect("first call");
-    let _ = stream.blocking_write_and_flush(format!("{outcome:?}\n").as_bytes());
+    let _ = stream.blocking_write_and_flush(format!("{outcome}\n").as_bytes());
     drop(stream);
     let _ = OutgoingBody::finish(body, None);
 }
 
-/// The value in a `?name=value` query.
+/// Streams `kb` KiB with no `content-length`, 1 KiB per write, until done
+/// or until a write fails (the host cut the response off).
+fn stream(out: ResponseOutparam, kb: usize) {
+    use wasip2::http::types::{Fields, OutgoingBody, OutgoingResponse};
+    let response = OutgoingResponse::new(Fields::new());
+    let body = response.body().expect("first call");
+    ResponseOutparam::set(out, Ok(response));
+    let stream = body.write().expect("first call");
+    let chunk = [b's'; 1024];
+    for _ in 0..kb {
+        if stream.blocking_write_and_flush(&chunk).is_err() {
+            return;
+        }
+    }
+    drop(stream);
+    let _ = OutgoingBody::finish(body, None);
+}
+
+/// One `current` call, its outcome as JSON.
+fn current_call(op: &str) -> Response {
+    use edge_session_guest::raw::current as wit;
+    use serde_json::{Value, json};
+    let session = |s: edge_session_guest::raw::sessions::Session| json!({ "id": s.id, "data": s.data, "generation": s.generation, "expires-in": s.expires_in });
+    let outcome = match op {
+        "load" => wit::load().map(|s| json!({ "session": s.map_or(Value::Null, session) })),
+        "start" => wit::start(r#"{"n":1}"#).map(|s| json!({ "session": session(s) })),
+        "rotate" => wit::rotate().map(|s| json!({ "session": session(s) })),
+        "end" => wit::end().map(|ended| json!({ "ended": ended })),
+        other => return Response::text(400, &format!("unknown op {other:?}\n")),
+    };
+    match outcome {
+        Ok(value) => Response::json(200, &value),
+        Err(error) => Response::json(200, &json!({ "error": format!("{error:?}") })),
+    }
+}
+
+/// Tries a TCP connection to `to` (an IPv4 `a.b.c.d:port`) and a UDP
+/// socket, one line each: what the sandbox allowed.
+fn sockets(to: &str) -> String {
+    use wasip2::sockets::network::{IpAddressFamily, IpSocketAddress, Ipv4SocketAddress};
+    use wasip2::sockets::{instance_network, tcp_create_socket, udp_create_socket};
+    let tcp = match tcp_create_socket::create_tcp_socket(IpAddressFamily::Ipv4) {
+        Err(code) => format!("tcp: refused at create: {}", code.name()),
+        Ok(socket) => {
+            let address = to
+                .parse::<std::net::SocketAddrV4>()
+                .map(|to| {
+                    let [a, b, c, d] = to.ip().octets();
+                    IpSocketAddress::Ipv4(Ipv4SocketAddress {
+                        port: to.port(),
+                        address: (a, b, c, d),
+                    })
+                })
+                .expect("?to=a.b.c.d:port");
+            let network = instance_network::instance_network();
+            match socket.start_connect(&network, address) {
+                Err(code) => format!("tcp: refused at connect: {}", code.name()),
+                Ok(()) => {
+                    socket.subscribe().block();
+                    match socket.finish_connect() {
+                        Ok(_) => "tcp: connected".to_owned(),
+                        Err(code) => format!("tcp: failed to connect: {}", code.name()),
+                    }
+                }
+            }
+        }
+    };
+    let udp = match udp_create_socket::create_udp_socket(IpAddressFamily::Ipv4) {
+        Err(code) => format!("udp: refused at create: {}", code.name()),
+        Ok(_) => "udp: created".to_owned(),
+    };
+    format!("{tcp}\n{udp}\n")
+}
+
+/// The value of `name` in a `?name=value&…` query.
 fn query<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
-    let (key, value) = request.query()?.split_once('=')?;
-    (key == name).then_some(value)
+    request.query()?.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        (key == name).then_some(value)
+    })
 }
 
 /// The number in a `?name=N` query.
