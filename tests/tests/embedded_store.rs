@@ -167,3 +167,45 @@ async fn sessions_survive_reopening() {
         (r#"{"n":42}"#, 2)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_store_leaves_nothing_to_replay() {
+    // Sustained writes: versions of one hot session, and many sessions.
+    const VERSIONS: u64 = 300_000;
+    const SESSIONS: usize = 2_000;
+    let dir = tempfile::tempdir().unwrap();
+    let hot = session_id::generate();
+    let hot = SessionKey::new("sustained", &hot);
+    let others: Vec<String> = (0..SESSIONS).map(|_| session_id::generate()).collect();
+    {
+        let store = EmbeddedStore::open(config(dir.path(), Durability::default())).unwrap();
+        assert_eq!(store.recovery().journal_bytes, 0, "a new store");
+        store
+            .insert(hot, "{}", Duration::from_secs(3600))
+            .await
+            .unwrap();
+        for _ in 0..VERSIONS {
+            store.incr_field(hot, "n", 1).await.unwrap();
+        }
+        for id in &others {
+            let key = SessionKey::new("sustained", id);
+            store
+                .insert(key, r#"{"a":1}"#, Duration::from_secs(3600))
+                .await
+                .unwrap();
+        }
+    }
+    let store = EmbeddedStore::open(config(dir.path(), Durability::default())).unwrap();
+    let recovery = store.recovery();
+    assert!(
+        recovery.journal_bytes > 0,
+        "the writes went through the journal"
+    );
+    assert_eq!(recovery.replayed_bytes, 0, "closed: {recovery:?}");
+    let n = store.get_field(hot, "n").await.unwrap();
+    assert_eq!(n, Some(VERSIONS.to_string()));
+    for id in &others {
+        let key = SessionKey::new("sustained", id);
+        assert!(store.load(key).await.unwrap().is_some());
+    }
+}

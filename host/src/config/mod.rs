@@ -535,6 +535,10 @@ mod tests {
             "store.embedded.durability"
         );
         assert_eq!(
+            field_of(&format!("{ROUTE}[store.embedded]\nmax_journal_mib = 63")),
+            "store.embedded.max_journal_mib"
+        );
+        assert_eq!(
             field_of("[[routes]]\nprefix = \"/a\"\ncomponent = \"missing.wasm\""),
             "routes[0].component"
         );

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{DEFAULT_SYNC_INTERVAL, Durability, EmbeddedConfig};
+use super::{DEFAULT_SYNC_INTERVAL, Durability, EmbeddedConfig, MIN_JOURNAL_BYTES};
 use crate::settings::{ConfigError, MIB, duration, error};
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +26,7 @@ pub struct EmbeddedSection {
     #[serde(deserialize_with = "duration")]
     pub sweep_interval: Duration,
     pub cache_mib: u64,
+    pub max_journal_mib: u64,
 }
 
 impl Default for EmbeddedSection {
@@ -37,6 +38,7 @@ impl Default for EmbeddedSection {
             sync_interval: DEFAULT_SYNC_INTERVAL,
             sweep_interval: defaults.sweep_interval,
             cache_mib: defaults.cache_bytes / MIB as u64,
+            max_journal_mib: defaults.max_journal_bytes / MIB as u64,
         }
     }
 }
@@ -58,6 +60,13 @@ impl EmbeddedSection {
         if self.cache_mib == 0 {
             problems.push(error("store.embedded.cache_mib", "must be at least 1"));
         }
+        let least = MIN_JOURNAL_BYTES / MIB as u64;
+        if self.max_journal_mib < least {
+            problems.push(error(
+                "store.embedded.max_journal_mib",
+                format!("must be at least {least} (the storage engine's minimum)"),
+            ));
+        }
     }
 
     pub(crate) fn resolve_paths(&mut self, base: &Path) {
@@ -78,6 +87,7 @@ impl EmbeddedSection {
             sweep_interval: self.sweep_interval,
             cache_bytes: self.cache_mib * MIB as u64,
             max_session_bytes,
+            max_journal_bytes: self.max_journal_mib * MIB as u64,
         }
     }
 }

@@ -17,6 +17,14 @@
 //! entry may be earlier than its record's expiry, and when the sweep meets
 //! an entry whose record is still live it moves the entry to the record's
 //! current expiry. Writes that make the expiry earlier add an entry.
+//!
+//! Restarts: fjall replays at open the journal entries that are not yet in
+//! its tables (its memtables), which after sustained writes took seconds.
+//! Closing the store flushes the memtables into tables, so a start after a
+//! graceful stop replays nothing; after a crash, what there is to replay is
+//! bounded by the memtable size and the journal ceiling, and the log says
+//! how much it was. The memory and disk this costs are in
+//! `docs/embedded-store.md`.
 
 mod config;
 mod journal_file;
@@ -29,7 +37,7 @@ use std::path::PathBuf;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use anyhow::Context;
 use async_trait::async_trait;
@@ -45,6 +53,11 @@ use super::{
 use crate::session::json_object::JsonObject;
 
 const LOCK_STRIPES: usize = 1024;
+/// Largest memtable of each keyspace before it is flushed into a table
+/// (fjall's default is 64 MiB). It bounds both the memory of unflushed
+/// writes and what a crash restart replays. fjall records it when it
+/// creates a keyspace, so a store keeps the size it was created with.
+const MEMTABLE_BYTES: u64 = 16 * 1024 * 1024;
 /// Index entries handled per sweep step, so writers are never held up long.
 const SWEEP_BATCH: usize = 512;
 
@@ -60,7 +73,13 @@ pub struct EmbeddedConfig {
     pub cache_bytes: u64,
     /// Largest session (JSON text bytes) a field operation may produce.
     pub max_session_bytes: usize,
+    /// Journal size past which the oldest journal's writes are flushed so
+    /// it can be deleted: the bound of what a crash restart reads.
+    pub max_journal_bytes: u64,
 }
+
+/// The smallest journal ceiling fjall accepts.
+pub const MIN_JOURNAL_BYTES: u64 = 64 * 1024 * 1024;
 
 impl EmbeddedConfig {
     pub fn new(path: impl Into<PathBuf>) -> Self {
@@ -70,8 +89,21 @@ impl EmbeddedConfig {
             sweep_interval: Duration::from_secs(30),
             cache_bytes: 64 * 1024 * 1024,
             max_session_bytes: crate::store::DEFAULT_MAX_SESSION_BYTES,
+            max_journal_bytes: 2 * MIN_JOURNAL_BYTES,
         }
     }
+}
+
+/// What opening the store found on disk.
+#[derive(Clone, Copy, Debug)]
+pub struct Recovery {
+    /// Journal bytes on disk at open.
+    pub journal_bytes: u64,
+    /// Bytes of writes that were in the journal only, not yet in tables,
+    /// and were replayed into memory: zero after a graceful stop.
+    pub replayed_bytes: u64,
+    /// How long opening took.
+    pub took: Duration,
 }
 
 /// What one sweep removed.
@@ -86,6 +118,7 @@ pub struct SweepStats {
 /// The embedded session store. Cheap to share behind an `Arc`.
 pub struct EmbeddedStore {
     inner: Arc<Inner>,
+    recovery: Recovery,
     stop_sweeper: Option<mpsc::Sender<()>>,
     sweeper: Option<JoinHandle<()>>,
 }
@@ -104,12 +137,36 @@ impl EmbeddedStore {
     /// Opens (or creates) the store at `config.path` and starts its fsync
     /// and sweep threads.
     pub fn open(config: EmbeddedConfig) -> anyhow::Result<Self> {
+        let started = Instant::now();
+        let journal_bytes = journal_bytes(&config.path);
+        if journal_bytes > 0 {
+            tracing::info!(
+                journal_bytes,
+                "opening the session store: replaying what its journal holds beyond its tables"
+            );
+        }
         let db = Database::builder(&config.path)
             .cache_size(config.cache_bytes)
+            .max_journaling_size(config.max_journal_bytes)
             .open()
             .with_context(|| format!("opening the session store at {}", config.path.display()))?;
-        let records = db.keyspace("sessions", KeyspaceCreateOptions::default)?;
-        let expiry_index = db.keyspace("expiry", KeyspaceCreateOptions::default)?;
+        let options = || KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES);
+        let records = db.keyspace("sessions", options)?;
+        let expiry_index = db.keyspace("expiry", options)?;
+        let recovery = Recovery {
+            journal_bytes,
+            // What recovery put back into memtables (fjall counts it in the
+            // write buffer before any request writes).
+            replayed_bytes: db.write_buffer_size(),
+            took: started.elapsed(),
+        };
+        if journal_bytes > 0 {
+            tracing::info!(
+                replayed_bytes = recovery.replayed_bytes,
+                took_ms = recovery.took.as_millis() as u64,
+                "session store open"
+            );
+        }
         let syncer = Syncer::start(db.clone(), &config.path, config.durability)?;
         let inner = Arc::new(Inner {
             db,
@@ -129,6 +186,7 @@ impl EmbeddedStore {
             })?;
         Ok(Self {
             inner,
+            recovery,
             stop_sweeper: Some(stop_sweeper),
             sweeper: Some(sweeper),
         })
@@ -146,6 +204,11 @@ impl EmbeddedStore {
         Ok(self.inner.records.len()?)
     }
 
+    /// What opening the store found and replayed.
+    pub fn recovery(&self) -> Recovery {
+        self.recovery
+    }
+
     /// Writes accepted so far, and how many of them are known to be on disk
     /// (fsynced): with [`Durability::Fsync`] every acknowledged write is.
     pub fn writes_on_disk(&self) -> (u64, u64) {
@@ -154,12 +217,31 @@ impl EmbeddedStore {
 }
 
 impl Drop for EmbeddedStore {
+    /// Closes the store so that the next open has nothing to replay.
     fn drop(&mut self) {
         self.stop_sweeper = None;
         if let Some(sweeper) = self.sweeper.take() {
             let _ = sweeper.join();
         }
+        match self.inner.flush_memtables() {
+            Ok(()) => tracing::debug!("session store closed: every write is in its tables"),
+            // Nothing is lost: the next open replays the journal instead.
+            Err(error) => tracing::warn!(%error, "flushing the session store on close failed"),
+        }
     }
+}
+
+/// The size of the journal files of the database at `dir` (none yet: 0).
+fn journal_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_name().to_string_lossy().ends_with(".jnl"))
+        .filter_map(|entry| entry.metadata().ok())
+        .map(|metadata| metadata.len())
+        .sum()
 }
 
 fn sweep_loop(inner: &Inner, stop: &mpsc::Receiver<()>, interval: Duration) {
@@ -179,6 +261,14 @@ fn sweep_loop(inner: &Inner, stop: &mpsc::Receiver<()>, interval: Duration) {
 }
 
 impl Inner {
+    /// Writes every memtable into a table and waits for it. fjall has no
+    /// public flush: `rotate_memtable_and_wait` is its hidden one (its
+    /// tests use it), kept to `fjall = "3.1"` by the version requirement.
+    fn flush_memtables(&self) -> fjall::Result<()> {
+        self.records.rotate_memtable_and_wait()?;
+        self.expiry_index.rotate_memtable_and_wait()
+    }
+
     fn stripe_of(&self, key: &[u8]) -> usize {
         self.stripe_hasher.hash_one(key) as usize % LOCK_STRIPES
     }
