@@ -209,3 +209,51 @@ async fn a_closed_store_leaves_nothing_to_replay() {
         assert!(store.load(key).await.unwrap().is_some());
     }
 }
+
+#[tokio::test]
+async fn unflushed_writes_are_flushed_past_the_write_buffer_ceiling() {
+    const MIB: u64 = 1024 * 1024;
+    const WRITTEN: u64 = 8 * MIB;
+    let data = format!(r#"{{"pad":"{}"}}"#, "x".repeat(1000));
+    let fill = async |store: &EmbeddedStore| {
+        for _ in 0..WRITTEN / 1000 {
+            let id = session_id::generate();
+            let key = SessionKey::new("buffer", &id);
+            store
+                .insert(key, &data, Duration::from_secs(3600))
+                .await
+                .unwrap();
+        }
+    };
+    let open = |dir: &std::path::Path, ceiling: u64| {
+        EmbeddedStore::open(EmbeddedConfig {
+            write_buffer_bytes: ceiling,
+            ..config(dir, Durability::default())
+        })
+        .unwrap()
+    };
+
+    // The control: under a ceiling above it, what was written stays in
+    // memory (the memtables' own limit is twice as large).
+    let dir = tempfile::tempdir().unwrap();
+    let roomy = open(dir.path(), 64 * MIB);
+    fill(&roomy).await;
+    assert!(
+        roomy.unflushed_bytes() >= WRITTEN,
+        "{}",
+        roomy.unflushed_bytes()
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let capped = open(dir.path(), MIB);
+    fill(&capped).await;
+    let waited = Instant::now();
+    while capped.unflushed_bytes() > MIB {
+        assert!(
+            waited.elapsed() < Duration::from_secs(60),
+            "never flushed: {} bytes unflushed",
+            capped.unflushed_bytes()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -539,6 +539,10 @@ mod tests {
             "store.embedded.max_journal_mib"
         );
         assert_eq!(
+            field_of(&format!("{ROUTE}[store.embedded]\nwrite_buffer_mib = 0")),
+            "store.embedded.write_buffer_mib"
+        );
+        assert_eq!(
             field_of("[[routes]]\nprefix = \"/a\"\ncomponent = \"missing.wasm\""),
             "routes[0].component"
         );

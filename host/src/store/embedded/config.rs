@@ -26,6 +26,7 @@ pub struct EmbeddedSection {
     #[serde(deserialize_with = "duration")]
     pub sweep_interval: Duration,
     pub cache_mib: u64,
+    pub write_buffer_mib: u64,
     pub max_journal_mib: u64,
 }
 
@@ -38,6 +39,7 @@ impl Default for EmbeddedSection {
             sync_interval: DEFAULT_SYNC_INTERVAL,
             sweep_interval: defaults.sweep_interval,
             cache_mib: defaults.cache_bytes / MIB as u64,
+            write_buffer_mib: defaults.write_buffer_bytes / MIB as u64,
             max_journal_mib: defaults.max_journal_bytes / MIB as u64,
         }
     }
@@ -59,6 +61,12 @@ impl EmbeddedSection {
         }
         if self.cache_mib == 0 {
             problems.push(error("store.embedded.cache_mib", "must be at least 1"));
+        }
+        if self.write_buffer_mib == 0 {
+            problems.push(error(
+                "store.embedded.write_buffer_mib",
+                "must be at least 1",
+            ));
         }
         let least = MIN_JOURNAL_BYTES / MIB as u64;
         if self.max_journal_mib < least {
@@ -87,6 +95,7 @@ impl EmbeddedSection {
             sweep_interval: self.sweep_interval,
             cache_bytes: self.cache_mib * MIB as u64,
             max_session_bytes,
+            write_buffer_bytes: self.write_buffer_mib * MIB as u64,
             max_journal_bytes: self.max_journal_mib * MIB as u64,
         }
     }

@@ -30,6 +30,7 @@ mod config;
 mod journal_file;
 mod record;
 mod syncer;
+mod write_buffer;
 
 use std::borrow::Cow;
 use std::hash::{BuildHasher, RandomState};
@@ -47,6 +48,7 @@ pub use self::config::{DurabilityMode, EmbeddedSection};
 use self::record::{Record, expiry_after, index_key, now_ms, record_key, split_index_key};
 use self::syncer::Syncer;
 pub use self::syncer::{DEFAULT_SYNC_INTERVAL, Durability};
+use self::write_buffer::WriteBufferLimit;
 use super::{
     SessionKey, SessionStore, StoreError, StoreResult, StoreSize, StoredSession, increment_error,
 };
@@ -58,6 +60,9 @@ const LOCK_STRIPES: usize = 1024;
 /// writes and what a crash restart replays. fjall records it when it
 /// creates a keyspace, so a store keeps the size it was created with.
 const MEMTABLE_BYTES: u64 = 16 * 1024 * 1024;
+/// How long closing waits for the memtables' flush before leaving them to
+/// the next open's replay (it takes well under a second when the disk works).
+const FLUSH_ON_CLOSE_LIMIT: Duration = Duration::from_secs(30);
 /// Index entries handled per sweep step, so writers are never held up long.
 const SWEEP_BATCH: usize = 512;
 
@@ -73,6 +78,8 @@ pub struct EmbeddedConfig {
     pub cache_bytes: u64,
     /// Largest session (JSON text bytes) a field operation may produce.
     pub max_session_bytes: usize,
+    /// Memory for writes not yet flushed into tables (every memtable).
+    pub write_buffer_bytes: u64,
     /// Journal size past which the oldest journal's writes are flushed so
     /// it can be deleted: the bound of what a crash restart reads.
     pub max_journal_bytes: u64,
@@ -89,6 +96,7 @@ impl EmbeddedConfig {
             sweep_interval: Duration::from_secs(30),
             cache_bytes: 64 * 1024 * 1024,
             max_session_bytes: crate::store::DEFAULT_MAX_SESSION_BYTES,
+            write_buffer_bytes: 32 * 1024 * 1024,
             max_journal_bytes: 2 * MIN_JOURNAL_BYTES,
         }
     }
@@ -119,6 +127,7 @@ pub struct SweepStats {
 pub struct EmbeddedStore {
     inner: Arc<Inner>,
     recovery: Recovery,
+    write_buffer_limit: Option<WriteBufferLimit>,
     stop_sweeper: Option<mpsc::Sender<()>>,
     sweeper: Option<JoinHandle<()>>,
 }
@@ -168,6 +177,11 @@ impl EmbeddedStore {
             );
         }
         let syncer = Syncer::start(db.clone(), &config.path, config.durability)?;
+        let write_buffer_limit = WriteBufferLimit::start(
+            db.clone(),
+            vec![records.clone(), expiry_index.clone()],
+            config.write_buffer_bytes,
+        )?;
         let inner = Arc::new(Inner {
             db,
             records,
@@ -187,6 +201,7 @@ impl EmbeddedStore {
         Ok(Self {
             inner,
             recovery,
+            write_buffer_limit: Some(write_buffer_limit),
             stop_sweeper: Some(stop_sweeper),
             sweeper: Some(sweeper),
         })
@@ -202,6 +217,12 @@ impl EmbeddedStore {
     /// Walks the whole store: for tools and tests, not for request paths.
     pub fn stored_records(&self) -> anyhow::Result<usize> {
         Ok(self.inner.records.len()?)
+    }
+
+    /// Bytes of writes not yet flushed into tables, held in memory (what
+    /// `write_buffer_bytes` caps).
+    pub fn unflushed_bytes(&self) -> u64 {
+        self.inner.db.write_buffer_size()
     }
 
     /// What opening the store found and replayed.
@@ -223,10 +244,14 @@ impl Drop for EmbeddedStore {
         if let Some(sweeper) = self.sweeper.take() {
             let _ = sweeper.join();
         }
+        self.write_buffer_limit = None;
         match self.inner.flush_memtables() {
             Ok(()) => tracing::debug!("session store closed: every write is in its tables"),
             // Nothing is lost: the next open replays the journal instead.
-            Err(error) => tracing::warn!(%error, "flushing the session store on close failed"),
+            Err(error) => tracing::warn!(
+                error = format!("{error:#}"),
+                "flushing the session store on close failed"
+            ),
         }
     }
 }
@@ -261,12 +286,27 @@ fn sweep_loop(inner: &Inner, stop: &mpsc::Receiver<()>, interval: Duration) {
 }
 
 impl Inner {
-    /// Writes every memtable into a table and waits for it. fjall has no
-    /// public flush: `rotate_memtable_and_wait` is its hidden one (its
-    /// tests use it), kept to `fjall = "3.1"` by the version requirement.
-    fn flush_memtables(&self) -> fjall::Result<()> {
-        self.records.rotate_memtable_and_wait()?;
-        self.expiry_index.rotate_memtable_and_wait()
+    /// Writes every memtable into a table and waits until no memtable is
+    /// left unflushed. fjall has no public flush: `rotate_memtable` is its
+    /// hidden one (its tests use it), kept to `fjall = "3.1"` by the version
+    /// requirement.
+    fn flush_memtables(&self) -> anyhow::Result<()> {
+        for keyspace in [&self.records, &self.expiry_index] {
+            keyspace.rotate_memtable()?;
+        }
+        // Flushes started by anyone, this one included; a flush that cannot
+        // finish (a full disk) must not hang the shutdown.
+        let deadline = Instant::now() + FLUSH_ON_CLOSE_LIMIT;
+        for keyspace in [&self.records, &self.expiry_index] {
+            while keyspace.sealed_memtable_count() > 0 {
+                anyhow::ensure!(
+                    Instant::now() < deadline,
+                    "memtables still unflushed after {FLUSH_ON_CLOSE_LIMIT:?}"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        Ok(())
     }
 
     fn stripe_of(&self, key: &[u8]) -> usize {
