@@ -13,6 +13,8 @@ use crate::http::admin::{self, Admin};
 use crate::http::server;
 #[cfg(feature = "aerospike")]
 use crate::store::AerospikeStore;
+#[cfg(feature = "redis")]
+use crate::store::RedisStore;
 use crate::store::{
     CircuitBreakerStore, EmbeddedStore, EncryptedStore, EncryptionKeys, InstrumentedStore,
     SessionStore,
@@ -80,6 +82,13 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn SessionStore>
         }
         #[cfg(not(feature = "aerospike"))]
         Backend::Aerospike => anyhow::bail!("this build has no Aerospike backend"),
+        #[cfg(feature = "redis")]
+        Backend::Redis => {
+            let store = RedisStore::open(config.store.redis_config(stored_bytes)?).await?;
+            ("redis", encrypted(store, keys, max_session_bytes))
+        }
+        #[cfg(not(feature = "redis"))]
+        Backend::Redis => anyhow::bail!("this build has no Redis backend"),
     };
     if let Some(settings) = config.store.breaker_settings() {
         store = Arc::new(CircuitBreakerStore::new(store, settings));

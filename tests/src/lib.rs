@@ -9,6 +9,7 @@ pub mod aerospike;
 pub mod conformance;
 pub mod flows;
 pub mod gate;
+pub mod redis;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

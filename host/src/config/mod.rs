@@ -203,6 +203,10 @@ impl Config {
         if let Some(aerospike) = &mut config.store.aerospike {
             aerospike.load_tls(&mut problems);
         }
+        #[cfg(feature = "redis")]
+        if let Some(redis) = &mut config.store.redis {
+            redis.load_tls(&mut problems);
+        }
         if !problems.is_empty() {
             return Err(ConfigErrors(problems));
         }
@@ -712,6 +716,118 @@ mod tests {
                     .as_ref()
                     .unwrap()
                     .store_config(1024)?;
+                Ok(config)
+            });
+            assert_eq!(
+                result.err().map(|e| e.0[0].field.clone()).as_deref(),
+                Some(field),
+                "{table}"
+            );
+        }
+    }
+
+    #[cfg(not(feature = "redis"))]
+    #[test]
+    fn a_build_without_redis_says_why_it_refuses_the_backend() {
+        let config = format!("[store]\nbackend = \"redis\"\n[store.redis]\nurl = \"\"\n{ROUTE}");
+        assert_eq!(field_of(&config), "store.backend");
+    }
+
+    #[cfg(feature = "redis")]
+    #[test]
+    fn redis_backend_settings_are_checked_by_field() {
+        let redis =
+            |table: &str| format!("[store]\nbackend = \"redis\"\n[store.redis]\n{table}\n{ROUTE}");
+        let config = parse(&redis("url = \"redis://cache.internal:6380/2\"")).unwrap();
+        let store = config
+            .store
+            .redis
+            .as_ref()
+            .unwrap()
+            .store_config(1024)
+            .unwrap();
+        assert_eq!(store.url, "redis://cache.internal:6380/2");
+        assert_eq!(store.prefix, "edge-session");
+        assert_eq!(store.timeout, Duration::from_millis(250));
+        assert_eq!(
+            (store.user, store.password, store.tls_ca),
+            (None, None, None)
+        );
+        assert_eq!(store.max_session_bytes, 1024);
+
+        // The password from the environment (a variable every test process
+        // has), with an ACL user.
+        let config = parse(&redis(
+            "url = \"redis://h:1\"\nuser = \"edge\"\npassword_env = \"PATH\"",
+        ))
+        .unwrap();
+        let store = config
+            .store
+            .redis
+            .as_ref()
+            .unwrap()
+            .store_config(1024)
+            .unwrap();
+        assert_eq!(store.user.as_deref(), Some("edge"));
+        assert_eq!(store.password, std::env::var("PATH").ok());
+
+        assert_eq!(
+            field_of(&format!("[store]\nbackend = \"redis\"\n{ROUTE}")),
+            "store.redis"
+        );
+        let cases = [
+            ("prefix = \"x\"", "store.redis.url"),
+            ("url = \"http://h:1\"", "store.redis.url"),
+            ("url = \"redis+cluster://h:1\"", "store.redis.url"),
+            ("url = \"redis://h:1/notadb\"", "store.redis.url"),
+            ("url = \"redis://:secret@h:1\"", "store.redis.url"),
+            ("url = \"redis://edge:secret@h:1\"", "store.redis.url"),
+            ("url = \"redis://h:1\"\nprefix = \"\"", "store.redis.prefix"),
+            (
+                "url = \"redis://h:1\"\nprefix = \"a b\"",
+                "store.redis.prefix",
+            ),
+            (
+                "url = \"redis://h:1\"\nprefix = \"{tag}\"",
+                "store.redis.prefix",
+            ),
+            (
+                "url = \"redis://h:1\"\ntimeout = \"0s\"",
+                "store.redis.timeout",
+            ),
+            (
+                "url = \"redis://h:1\"\nconnect_timeout = \"0s\"",
+                "store.redis.connect_timeout",
+            ),
+            ("url = \"redis://h:1\"\nuser = \"edge\"", "store.redis.user"),
+            (
+                "url = \"redis://h:1\"\npassword = \"p\"\npassword_env = \"PATH\"",
+                "store.redis.password",
+            ),
+            (
+                "url = \"redis://h:1\"\npassword_env = \"EDGE_SESSION_NO_SUCH_VAR\"",
+                "store.redis.password_env",
+            ),
+            (
+                "url = \"redis://h:1\"\n[store.redis.tls]\nca = \"app.wasm\"",
+                "store.redis.tls",
+            ),
+            (
+                "url = \"rediss://h:1\"\n[store.redis.tls]\nca = \"missing.pem\"",
+                "store.redis.tls.ca",
+            ),
+            (
+                "url = \"rediss://h:1\"\n[store.redis.tls]\nca = \"app.wasm\"",
+                "store.redis.tls.ca",
+            ),
+            (
+                "url = \"redis://h:1\"\ncluster = true",
+                "store.redis.cluster",
+            ),
+        ];
+        for (table, field) in cases {
+            let result = parse(&redis(table)).and_then(|config| {
+                config.store.redis.as_ref().unwrap().store_config(1024)?;
                 Ok(config)
             });
             assert_eq!(

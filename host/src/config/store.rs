@@ -13,6 +13,8 @@ use crate::settings::{ConfigError, MIB, duration, error};
 #[cfg(feature = "aerospike")]
 use crate::store::{AerospikeConfig, AerospikeSection};
 use crate::store::{BreakerSettings, EmbeddedConfig, EmbeddedSection, EncryptionKeys};
+#[cfg(feature = "redis")]
+use crate::store::{RedisConfig, RedisSection};
 
 /// The `[store.aerospike]` table; in a build without the backend, any table,
 /// so that a config naming it gets the error that says why.
@@ -21,12 +23,19 @@ type AerospikeTable = AerospikeSection;
 #[cfg(not(feature = "aerospike"))]
 type AerospikeTable = toml::Table;
 
+/// The `[store.redis]` table; in a build without the backend, any table.
+#[cfg(feature = "redis")]
+type RedisTable = RedisSection;
+#[cfg(not(feature = "redis"))]
+type RedisTable = toml::Table;
+
 #[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     #[default]
     Embedded,
     Aerospike,
+    Redis,
 }
 
 #[derive(Debug, Deserialize)]
@@ -38,6 +47,8 @@ pub struct StoreSection {
     pub embedded: EmbeddedSection,
     /// Required with `backend = "aerospike"`.
     pub aerospike: Option<AerospikeTable>,
+    /// Required with `backend = "redis"`.
+    pub redis: Option<RedisTable>,
     pub circuit_breaker: CircuitBreakerSection,
     /// Keys that encrypt session data at rest, the sealing key first;
     /// without keys, data is stored as it is.
@@ -54,6 +65,7 @@ impl Default for StoreSection {
             max_session_bytes: crate::store::DEFAULT_MAX_SESSION_BYTES,
             embedded: EmbeddedSection::default(),
             aerospike: None,
+            redis: None,
             circuit_breaker: CircuitBreakerSection::default(),
             encryption_keys: Vec::new(),
             encryption: None,
@@ -114,6 +126,24 @@ impl StoreSection {
         if let (Backend::Aerospike, Some(aerospike)) = (self.backend, &self.aerospike) {
             aerospike.validate(problems);
         }
+        if self.backend == Backend::Redis {
+            if cfg!(not(feature = "redis")) {
+                problems.push(error(
+                    "store.backend",
+                    "this build has no Redis backend: build edge-session with its \
+                     `redis` feature (on by default)",
+                ));
+            } else if self.redis.is_none() {
+                problems.push(error(
+                    "store.redis",
+                    "backend = \"redis\" needs a [store.redis] table with a url",
+                ));
+            }
+        }
+        #[cfg(feature = "redis")]
+        if let (Backend::Redis, Some(redis)) = (self.backend, &self.redis) {
+            redis.validate(problems);
+        }
     }
 
     pub(super) fn resolve_paths(&mut self, base: &Path) {
@@ -121,6 +151,10 @@ impl StoreSection {
         #[cfg(feature = "aerospike")]
         if let Some(aerospike) = &mut self.aerospike {
             aerospike.resolve_paths(base);
+        }
+        #[cfg(feature = "redis")]
+        if let Some(redis) = &mut self.redis {
+            redis.resolve_paths(base);
         }
     }
 
@@ -138,6 +172,14 @@ impl StoreSection {
         max_session_bytes: usize,
     ) -> Result<AerospikeConfig, ConfigError> {
         let section = self.aerospike.as_ref().expect("validated");
+        section.store_config(max_session_bytes)
+    }
+
+    #[cfg(feature = "redis")]
+    /// The Redis backend's settings (with its password read from the
+    /// environment), for sessions of up to `max_session_bytes` as stored.
+    pub fn redis_config(&self, max_session_bytes: usize) -> Result<RedisConfig, ConfigError> {
+        let section = self.redis.as_ref().expect("validated");
         section.store_config(max_session_bytes)
     }
 

@@ -34,6 +34,8 @@
 mod aerospike;
 mod embedded;
 mod layers;
+#[cfg(feature = "redis")]
+mod redis;
 #[cfg(feature = "aerospike")]
 pub(crate) mod tls;
 
@@ -53,6 +55,8 @@ pub use embedded::{
 pub use layers::breaker::{Breaker, BreakerSettings, CircuitBreakerStore};
 pub use layers::encrypted::{EncryptedStore, EncryptionKeys};
 pub use layers::instrumented::InstrumentedStore;
+#[cfg(feature = "redis")]
+pub use redis::{RedisConfig, RedisSection, RedisStore, RedisTlsSection};
 
 use crate::session::json_object::IncrementError;
 
