@@ -2,7 +2,9 @@
 # The side-by-side benchmark (issue 6): builds the host, the guests and the
 # bench in release, then measures each server on loopback with the same load
 # generator and prints the table with ratios, twice. Options go to the bench,
-# e.g. `scripts/bench.sh --duration 2s --passes 1 --rows 1,2`; see
+# e.g. `scripts/bench.sh --duration 2s --passes 1 --rows 1,2`, or
+# `scripts/bench.sh --passes 0 --rows none --sustained 2000000` for only the
+# sustained writes (RSS, disk and restart time, issue 27); see
 # `target/release/edge-session-bench run --help`.
 # Installs redis-server (apt) for the Redis comparator row when missing.
 # Set AEROSPIKE_HOSTS (and AEROSPIKE_NAMESPACE) to run the Aerospike row

@@ -9,7 +9,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -217,15 +217,54 @@ pub async fn sequential_times(addr: SocketAddr, path: &str, count: usize) -> Res
     Ok(times)
 }
 
+/// When the connections of a run stop sending.
+#[derive(Clone)]
+enum Until {
+    Deadline(Instant),
+    /// After this many requests in all, counted in the first field.
+    Sent(Arc<AtomicU64>, u64),
+}
+
+impl Until {
+    /// Whether to send one more request (and count it).
+    fn more(&self) -> bool {
+        match self {
+            Until::Deadline(deadline) => Instant::now() < *deadline,
+            Until::Sent(sent, total) => sent.fetch_add(1, Ordering::Relaxed) < *total,
+        }
+    }
+}
+
 /// Runs `workload` over `connections` connections for `duration`.
 pub async fn run(workload: &Workload, connections: usize, duration: Duration) -> Result<Outcome> {
     let started = Instant::now();
-    let deadline = started + duration;
+    drive(
+        workload,
+        connections,
+        started,
+        Until::Deadline(started + duration),
+    )
+    .await
+}
+
+/// Sends `total` requests of `workload` over `connections` connections,
+/// each as soon as the connection's previous one is answered.
+pub async fn run_count(workload: &Workload, connections: usize, total: u64) -> Result<Outcome> {
+    let until = Until::Sent(Arc::new(AtomicU64::new(0)), total);
+    drive(workload, connections, Instant::now(), until).await
+}
+
+async fn drive(
+    workload: &Workload,
+    connections: usize,
+    started: Instant,
+    until: Until,
+) -> Result<Outcome> {
     let mut tasks = Vec::new();
     for seed in 0..connections as u64 {
-        let workload = workload.clone();
+        let (workload, until) = (workload.clone(), until.clone());
         tasks.push(tokio::spawn(async move {
-            drive_connection(&workload, deadline, seed).await
+            drive_connection(&workload, &until, seed).await
         }));
     }
     let mut tally = Tally::new();
@@ -239,11 +278,11 @@ pub async fn run(workload: &Workload, connections: usize, duration: Duration) ->
 }
 
 /// One connection's share of a run; reconnects after a failed request.
-async fn drive_connection(workload: &Workload, deadline: Instant, seed: u64) -> Result<Tally> {
+async fn drive_connection(workload: &Workload, until: &Until, seed: u64) -> Result<Tally> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut tally = Tally::new();
     let mut connection = None;
-    while Instant::now() < deadline {
+    while until.more() {
         let open = match connection.as_mut() {
             Some(open) => open,
             None => connection.insert(Connection::open(workload.addr).await?),

@@ -10,6 +10,7 @@ mod native;
 mod rows;
 mod scale;
 mod servers;
+mod sustained;
 mod table;
 
 use std::net::SocketAddr;
@@ -77,6 +78,17 @@ struct RunArgs {
     /// each (e.g. `10000,100000,1000000`); none by default.
     #[arg(long, value_delimiter = ',')]
     scale: Vec<usize>,
+    /// Sustained writes: this many increments at `--connections`, spread
+    /// over each of `--sustained-sessions` in turn, each case stopped once
+    /// by SIGTERM and once by `kill -9` and restarted; reports RSS, the
+    /// store's disk and the restart's time (e.g. `2000000`). None by
+    /// default.
+    #[arg(long)]
+    sustained: Option<u64>,
+    /// The sustained run's cases: how many sessions its writes go to (1: a
+    /// hot counter).
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 100_000])]
+    sustained_sessions: Vec<usize>,
 }
 
 fn main() -> Result<()> {
@@ -139,6 +151,15 @@ fn run(args: &RunArgs) -> Result<()> {
     }
     if !args.scale.is_empty() {
         scale::run(&layout, &settings, &runtime, &args.scale)?;
+    }
+    if let Some(writes) = args.sustained {
+        sustained::run(
+            &layout,
+            &settings,
+            &runtime,
+            writes,
+            &args.sustained_sessions,
+        )?;
     }
     if args.rows.is_empty() || args.rows.iter().any(|id| id == "calls") {
         eprintln!("the cost of one guest→host call");

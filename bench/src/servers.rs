@@ -18,6 +18,9 @@ use anyhow::{Context, Result, bail};
 
 /// Compiling a large (JS, Python) component without the cache takes a while.
 const START_TIMEOUT: Duration = Duration::from_secs(180);
+/// A graceful stop drains requests in flight (30 s at most by default) and
+/// closes the store.
+const STOP_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Where the build put the binaries and the guests: the bench binary runs
 /// from `target/release/`, next to `edge-session`.
@@ -118,20 +121,62 @@ impl Server {
 
     /// The server's resident memory, in bytes (`VmRSS`).
     pub fn rss_bytes(&self) -> Result<u64> {
+        self.status_bytes("VmRSS")
+    }
+
+    /// The most resident memory the server has had, in bytes (`VmHWM`).
+    pub fn peak_rss_bytes(&self) -> Result<u64> {
+        self.status_bytes("VmHWM")
+    }
+
+    /// A size in kB from `/proc/PID/status`, in bytes.
+    fn status_bytes(&self, field: &str) -> Result<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
         let kib: u64 = status
             .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
             .and_then(|value| value.trim().strip_suffix("kB"))
-            .context("no VmRSS in /proc/PID/status")?
+            .with_context(|| format!("no {field} in /proc/PID/status"))?
             .trim()
             .parse()?;
         Ok(kib * 1024)
     }
 
+    /// Stops the server as a service manager would, with SIGTERM, and
+    /// returns how long it took to exit.
+    pub fn terminate(&mut self) -> Result<Duration> {
+        let sent = Instant::now();
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .context("running kill -TERM")?;
+        if !status.success() {
+            bail!("kill -TERM {} failed: {status}", self.child.id());
+        }
+        while self.child.try_wait()?.is_none() {
+            if sent.elapsed() > STOP_TIMEOUT {
+                bail!("the server did not exit within {STOP_TIMEOUT:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(sent.elapsed())
+    }
+
+    /// Kills the server with SIGKILL (`kill -9`: a crash) and waits for it.
+    pub fn kill(&mut self) -> Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// Everything the server wrote to stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     /// The last lines the server wrote to stderr, for error messages.
     pub fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let log = self.log();
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
@@ -164,6 +209,20 @@ pub fn edge_session(
     dir: &Path,
     more_routes: &str,
 ) -> Result<Server> {
+    let config = edge_session_config(layout, guest, sessions, route_keys, store, dir, more_routes)?;
+    start_edge_session(layout, &config, &dir.join("server.log"), "warn")
+}
+
+/// Writes the config of [`edge_session`] into `dir` and returns its path.
+pub fn edge_session_config(
+    layout: &Layout,
+    guest: &Path,
+    sessions: bool,
+    route_keys: &str,
+    store: EdgeStore,
+    dir: &Path,
+    more_routes: &str,
+) -> Result<PathBuf> {
     let store = match store {
         EdgeStore::Embedded => format!(
             "[store.embedded]\npath = {:?}\n",
@@ -187,12 +246,23 @@ pub fn edge_session(
     );
     let config_path = dir.join("edge.toml");
     std::fs::write(&config_path, config)?;
+    Ok(config_path)
+}
+
+/// Starts an edge-session host on `config`, with its stderr in `log` and
+/// `RUST_LOG` set to `log_filter`.
+pub fn start_edge_session(
+    layout: &Layout,
+    config: &Path,
+    log: &Path,
+    log_filter: &str,
+) -> Result<Server> {
     let mut command = Command::new(layout.host_binary()?);
     command
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&config_path)
-        .env("RUST_LOG", "warn");
-    Server::start(command, &dir.join("server.log"))
+        .arg(config)
+        .env("RUST_LOG", log_filter);
+    Server::start(command, log)
 }
 
 /// The native comparator (`edge-session-bench native`) with `store_arg`

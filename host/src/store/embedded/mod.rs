@@ -105,7 +105,7 @@ impl EmbeddedConfig {
 /// What opening the store found on disk.
 #[derive(Clone, Copy, Debug)]
 pub struct Recovery {
-    /// Journal bytes on disk at open.
+    /// Disk space of the journal at open.
     pub journal_bytes: u64,
     /// Bytes of writes that were in the journal only, not yet in tables,
     /// and were replayed into memory: zero after a graceful stop.
@@ -151,7 +151,7 @@ impl EmbeddedStore {
         if journal_bytes > 0 {
             tracing::info!(
                 journal_bytes,
-                "opening the session store: replaying what its journal holds beyond its tables"
+                "opening the session store: reading its journal for writes not yet in its tables"
             );
         }
         let db = Database::builder(&config.path)
@@ -256,8 +256,11 @@ impl Drop for EmbeddedStore {
     }
 }
 
-/// The size of the journal files of the database at `dir` (none yet: 0).
+/// The disk space the journal files of the database at `dir` take (none
+/// yet: 0). Their length would overstate it: fjall preallocates each
+/// journal file as a sparse 64 MiB.
 fn journal_bytes(dir: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };
@@ -265,7 +268,8 @@ fn journal_bytes(dir: &std::path::Path) -> u64 {
         .filter_map(Result::ok)
         .filter(|entry| entry.file_name().to_string_lossy().ends_with(".jnl"))
         .filter_map(|entry| entry.metadata().ok())
-        .map(|metadata| metadata.len())
+        // st_blocks counts 512-byte units whatever the filesystem's block size.
+        .map(|metadata| metadata.blocks() * 512)
         .sum()
 }
 
